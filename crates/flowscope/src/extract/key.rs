@@ -1,0 +1,244 @@
+//! Canonical flow keys.
+//!
+//! Every key stores its two endpoints in a canonical order (the numerically smaller
+//! endpoint first), so both directions of a conversation build the same key; the
+//! extractor reports which way the packet went as an [`Orientation`].
+
+use core::fmt;
+use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use super::community_id::{community_id_v1, icmp_is_one_way, CommunityId};
+use super::Orientation;
+
+#[inline(always)]
+fn addr_bytes(a: IpAddr) -> ([u8; 16], bool) {
+    match a {
+        IpAddr::V4(v4) => {
+            let mut b = [0u8; 16];
+            b[..4].copy_from_slice(&v4.octets());
+            (b, false)
+        }
+        IpAddr::V6(v6) => (v6.octets(), true),
+    }
+}
+
+#[inline(always)]
+fn addr_from(b: &[u8; 16], v6: bool) -> IpAddr {
+    if v6 {
+        IpAddr::V6(Ipv6Addr::from(*b))
+    } else {
+        IpAddr::V4(Ipv4Addr::new(b[0], b[1], b[2], b[3]))
+    }
+}
+
+/// A bidirectional 5-tuple key: two (address, port) endpoints in canonical order, the IP
+/// protocol, and a VLAN id (0 unless the extractor puts VLANs in the key).
+///
+/// Invariant: `(lo_addr, lo_port) <= (hi_addr, hi_port)`, comparing addresses as
+/// big-endian numbers; both addresses are of the family `v6` says (IPv4 addresses use the
+/// first 4 bytes, the rest zero). `Copy`, 40 bytes, no heap.
+#[derive(Copy, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FiveTupleKey {
+    lo_addr: [u8; 16],
+    hi_addr: [u8; 16],
+    lo_port: u16,
+    hi_port: u16,
+    proto: u8,
+    v6: bool,
+    vlan: u16,
+}
+
+impl FiveTupleKey {
+    /// The key for a packet from `(src, sport)` to `(dst, dport)`, and the packet's
+    /// orientation. Both directions give the same key with opposite orientations; a packet
+    /// whose endpoints are equal is `Forward`.
+    ///
+    /// Mixed address families cannot come out of the decoder; if given, the IPv4 address
+    /// is treated as its IPv4-mapped IPv6 form so the key stays well-defined.
+    #[inline]
+    pub fn new(
+        src: IpAddr,
+        sport: u16,
+        dst: IpAddr,
+        dport: u16,
+        proto: u8,
+        vlan: u16,
+    ) -> (Self, Orientation) {
+        let (src, dst) = match (src, dst) {
+            (IpAddr::V4(s), IpAddr::V6(_)) => (IpAddr::V6(s.to_ipv6_mapped()), dst),
+            (IpAddr::V6(_), IpAddr::V4(d)) => (src, IpAddr::V6(d.to_ipv6_mapped())),
+            _ => (src, dst),
+        };
+        let (s, v6) = addr_bytes(src);
+        let (d, _) = addr_bytes(dst);
+        let forward = (u128::from_be_bytes(s), sport) <= (u128::from_be_bytes(d), dport);
+        if forward {
+            let key = FiveTupleKey {
+                lo_addr: s,
+                hi_addr: d,
+                lo_port: sport,
+                hi_port: dport,
+                proto,
+                v6,
+                vlan,
+            };
+            (key, Orientation::Forward)
+        } else {
+            let key = FiveTupleKey {
+                lo_addr: d,
+                hi_addr: s,
+                lo_port: dport,
+                hi_port: sport,
+                proto,
+                v6,
+                vlan,
+            };
+            (key, Orientation::Reverse)
+        }
+    }
+
+    /// The canonical first endpoint.
+    #[inline]
+    pub fn lo(&self) -> (IpAddr, u16) {
+        (addr_from(&self.lo_addr, self.v6), self.lo_port)
+    }
+
+    /// The canonical second endpoint.
+    #[inline]
+    pub fn hi(&self) -> (IpAddr, u16) {
+        (addr_from(&self.hi_addr, self.v6), self.hi_port)
+    }
+
+    /// The sending endpoint of a packet with orientation `o`.
+    #[inline]
+    pub fn src(&self, o: Orientation) -> (IpAddr, u16) {
+        match o {
+            Orientation::Forward => self.lo(),
+            Orientation::Reverse => self.hi(),
+        }
+    }
+
+    /// The receiving endpoint of a packet with orientation `o`.
+    #[inline]
+    pub fn dst(&self, o: Orientation) -> (IpAddr, u16) {
+        self.src(o.flip())
+    }
+
+    /// The IP protocol number.
+    #[inline]
+    pub fn proto(&self) -> u8 {
+        self.proto
+    }
+
+    /// True for an IPv6 key.
+    #[inline]
+    pub fn is_ipv6(&self) -> bool {
+        self.v6
+    }
+
+    /// The VLAN id in the key (0 when VLANs are not part of the key).
+    #[inline]
+    pub fn vlan(&self) -> u16 {
+        self.vlan
+    }
+
+    /// The Community ID v1 of this flow, with `originator` the orientation of the side
+    /// that started it.
+    ///
+    /// For every protocol but one-way ICMP messages (errors, redirects, ...) the result is
+    /// the same whatever `originator` is. For one-way ICMP the specification hashes the
+    /// sender first, unordered, so the originator matters.
+    pub fn community_id(&self, seed: u16, originator: Orientation) -> CommunityId {
+        let (src, sport) = self.src(originator);
+        let (dst, dport) = self.dst(originator);
+        let has_ports = matches!(self.proto, 1 | 6 | 17 | 58 | 132);
+        let one_way = match self.proto {
+            // The ICMP "source port" is the type and the "destination port" the code.
+            1 => icmp_is_one_way(false, sport as u8),
+            58 => icmp_is_one_way(true, sport as u8),
+            _ => false,
+        };
+        community_id_v1(seed, src, dst, self.proto, has_ports.then_some((sport, dport)), one_way)
+    }
+}
+
+impl fmt::Debug for FiveTupleKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (la, lp) = self.lo();
+        let (ha, hp) = self.hi();
+        write!(f, "FiveTupleKey({} {la}:{lp} <-> {ha}:{hp}", self.proto)?;
+        if self.vlan != 0 {
+            write!(f, " vlan {}", self.vlan)?;
+        }
+        f.write_str(")")
+    }
+}
+
+/// A bidirectional IP address pair key (plus VLAN id, 0 unless configured).
+///
+/// Invariant: `lo <= hi` as big-endian numbers; same family layout as [`FiveTupleKey`].
+#[derive(Copy, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct IpPairKey {
+    lo: [u8; 16],
+    hi: [u8; 16],
+    v6: bool,
+    vlan: u16,
+}
+
+impl IpPairKey {
+    /// The key for a packet from `src` to `dst`, and its orientation.
+    #[inline]
+    pub fn new(src: IpAddr, dst: IpAddr, vlan: u16) -> (Self, Orientation) {
+        let (k, o) = FiveTupleKey::new(src, 0, dst, 0, 0, vlan);
+        (IpPairKey { lo: k.lo_addr, hi: k.hi_addr, v6: k.v6, vlan }, o)
+    }
+
+    /// The canonical first address.
+    #[inline]
+    pub fn lo(&self) -> IpAddr {
+        addr_from(&self.lo, self.v6)
+    }
+
+    /// The canonical second address.
+    #[inline]
+    pub fn hi(&self) -> IpAddr {
+        addr_from(&self.hi, self.v6)
+    }
+
+    /// The VLAN id in the key.
+    #[inline]
+    pub fn vlan(&self) -> u16 {
+        self.vlan
+    }
+}
+
+impl fmt::Debug for IpPairKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "IpPairKey({} <-> {} vlan {})", self.lo(), self.hi(), self.vlan)
+    }
+}
+
+/// A bidirectional Ethernet address pair key (plus VLAN id, 0 unless configured).
+///
+/// Invariant: `lo <= hi` lexicographically.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MacPairKey {
+    /// The canonical first address.
+    pub lo: [u8; 6],
+    /// The canonical second address.
+    pub hi: [u8; 6],
+    /// The VLAN id in the key.
+    pub vlan: u16,
+}
+
+impl MacPairKey {
+    /// The key for a frame from `src` to `dst`, and its orientation.
+    #[inline]
+    pub fn new(src: [u8; 6], dst: [u8; 6], vlan: u16) -> (Self, Orientation) {
+        if src <= dst {
+            (MacPairKey { lo: src, hi: dst, vlan }, Orientation::Forward)
+        } else {
+            (MacPairKey { lo: dst, hi: src, vlan }, Orientation::Reverse)
+        }
+    }
+}

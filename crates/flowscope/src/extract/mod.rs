@@ -1,0 +1,294 @@
+//! Flow extraction: from a frame to a bidirectional flow key.
+//!
+//! A [`FlowExtractor`] decodes a [`PacketView`] (see [`crate::packet`]) and turns it into an
+//! [`Extracted`]: a canonical key that both directions of a conversation share, the
+//! packet's [`Orientation`] relative to that key, and the decoded [`Headers`] (L4 info,
+//! TCP sequence numbers and flags, payload offsets into the original frame). A packet that
+//! cannot be keyed is [`Unmatched`], with the reason, never a panic.
+//!
+//! Built-in extractors:
+//!
+//! | extractor | key | what it groups |
+//! |---|---|---|
+//! | [`FiveTuple`] | [`FiveTupleKey`] | addresses, ports, protocol (and optionally the VLAN id) |
+//! | [`IpPair`] | [`IpPairKey`] | the two IP addresses (and optionally the VLAN id) |
+//! | [`MacPair`] | [`MacPairKey`] | the two Ethernet addresses (and optionally the VLAN id) |
+//!
+//! ICMP and ICMPv6 get Zeek's port convention (also the Community ID specification's):
+//! the "source port" is the message type and the "destination port" is the type of the
+//! matching reply (echo 8 <-> 0, ...), so a request and its reply form one flow; for
+//! messages without a counterpart (errors, redirects, ...) it is the code. ICMP errors
+//! additionally expose the tuple of the datagram they quote in
+//! [`IcmpHeader::inner`](crate::packet::IcmpHeader::inner).
+//!
+//! IP fragments other than the first carry no transport header; until IP defragmentation
+//! exists they are [`Unmatched::NonFirstFragment`]. First fragments are keyed normally.
+
+mod community_id;
+mod key;
+
+use core::fmt;
+use core::hash::Hash;
+
+pub use community_id::{community_id_v1, icmp_port_mapping, CommunityId, IcmpPorts};
+pub use key::{FiveTupleKey, IpPairKey, MacPairKey};
+
+use crate::packet::{
+    self, DecodeError, DecodeErrorKind, Headers, PacketView, TcpHeader, Transport,
+};
+
+/// Turns frames into flow keys.
+///
+/// Implementations must be deterministic (the same frame always gives the same result),
+/// must give both directions of a conversation the same key with opposite
+/// [`Orientation`]s, and must never panic or allocate.
+pub trait FlowExtractor {
+    /// The flow key. Small, `Copy`, hashable.
+    type Key: Copy + Eq + Hash + fmt::Debug;
+
+    /// Decode and key one packet.
+    fn extract(&self, packet: &PacketView<'_>) -> Result<Extracted<Self::Key>, Unmatched>;
+}
+
+/// Which way a packet went relative to its key's canonical order.
+///
+/// Complete by definition, so not `#[non_exhaustive]`.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Orientation {
+    /// From the key's first (lower) endpoint to its second.
+    Forward,
+    /// From the key's second endpoint to its first.
+    Reverse,
+}
+
+impl Orientation {
+    /// The other direction.
+    #[inline]
+    pub const fn flip(self) -> Orientation {
+        match self {
+            Orientation::Forward => Orientation::Reverse,
+            Orientation::Reverse => Orientation::Forward,
+        }
+    }
+}
+
+/// The transport protocol class of a flow.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum L4Proto {
+    /// ICMP or ICMPv6.
+    Icmp,
+    /// Any other IP protocol (SCTP, GRE, ESP, ...) or a non-IP pair.
+    Other,
+    /// TCP.
+    Tcp,
+    /// UDP.
+    Udp,
+}
+
+impl L4Proto {
+    /// Zeek's `proto` field value: `tcp`, `udp`, `icmp`, or `unknown_transport`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            L4Proto::Icmp => "icmp",
+            L4Proto::Other => "unknown_transport",
+            L4Proto::Tcp => "tcp",
+            L4Proto::Udp => "udp",
+        }
+    }
+}
+
+/// A keyed packet.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Extracted<K> {
+    /// The flow key, the same for both directions.
+    pub key: K,
+    /// This packet's direction relative to the key.
+    pub orientation: Orientation,
+    /// Everything the decoder read, including payload offsets into the frame.
+    pub headers: Headers,
+}
+
+impl<K> Extracted<K> {
+    /// The transport protocol class.
+    #[inline]
+    pub fn l4(&self) -> L4Proto {
+        match self.headers.transport {
+            Transport::Tcp(_) => L4Proto::Tcp,
+            Transport::Udp(_) => L4Proto::Udp,
+            Transport::Icmp(_) => L4Proto::Icmp,
+            _ => L4Proto::Other,
+        }
+    }
+
+    /// The TCP header, for TCP packets.
+    #[inline]
+    pub fn tcp(&self) -> Option<&TcpHeader> {
+        self.headers.tcp()
+    }
+}
+
+/// Why a packet was not keyed.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Unmatched {
+    /// A header was cut short or contradicted itself.
+    Malformed(DecodeError),
+    /// The extractor needs link-layer addresses and this link type has none.
+    NoMacAddress,
+    /// An IP fragment other than the first: no transport header to key on.
+    NonFirstFragment,
+    /// Not an IP packet (ARP, LLDP, ...): the EtherType, 0 if the link layer has none.
+    NotIp {
+        /// The EtherType found.
+        ethertype: u16,
+    },
+    /// A link type the decoder does not read (LINKTYPE number).
+    UnsupportedLinkType(u32),
+}
+
+impl Unmatched {
+    /// A short label for counters: `malformed`, `no_mac_address`, `non_first_fragment`,
+    /// `not_ip`, `unsupported_link_type`.
+    pub const fn as_str(&self) -> &'static str {
+        match self {
+            Unmatched::Malformed(_) => "malformed",
+            Unmatched::NoMacAddress => "no_mac_address",
+            Unmatched::NonFirstFragment => "non_first_fragment",
+            Unmatched::NotIp { .. } => "not_ip",
+            Unmatched::UnsupportedLinkType(_) => "unsupported_link_type",
+        }
+    }
+}
+
+impl From<DecodeError> for Unmatched {
+    #[inline]
+    fn from(e: DecodeError) -> Self {
+        match e.kind {
+            DecodeErrorKind::UnsupportedLinkType(lt) => Unmatched::UnsupportedLinkType(lt),
+            _ => Unmatched::Malformed(e),
+        }
+    }
+}
+
+impl fmt::Display for Unmatched {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Unmatched::Malformed(e) => write!(f, "malformed: {e}"),
+            Unmatched::NoMacAddress => f.write_str("no link-layer addresses"),
+            Unmatched::NonFirstFragment => f.write_str("non-first IP fragment"),
+            Unmatched::NotIp { ethertype } => write!(f, "not IP (ethertype {ethertype:#06x})"),
+            Unmatched::UnsupportedLinkType(lt) => write!(f, "unsupported link type {lt}"),
+        }
+    }
+}
+
+/// Decode and require IP with a readable transport (or an opaque protocol).
+#[inline(always)]
+fn decode_ip(packet: &PacketView<'_>) -> Result<Headers, Unmatched> {
+    let h = packet::decode(packet)?;
+    match h.ip {
+        None => Err(Unmatched::NotIp { ethertype: h.ethertype }),
+        Some(ip) if matches!(ip.fragment, Some(f) if !f.is_first()) => {
+            Err(Unmatched::NonFirstFragment)
+        }
+        Some(_) => Ok(h),
+    }
+}
+
+/// Key by addresses, ports and protocol: the classic bidirectional 5-tuple.
+///
+/// Ports are the TCP/UDP/SCTP ports, ICMP's type/counterpart mapping (see the module
+/// docs), or 0 for other protocols. With `vlan_in_key`, the outermost VLAN id joins the
+/// key, so the same 5-tuple on two VLANs is two flows.
+#[derive(Copy, Clone, Debug, Default)]
+pub struct FiveTuple {
+    /// Include the outer VLAN id in the key (default false).
+    pub vlan_in_key: bool,
+}
+
+impl FiveTuple {
+    /// The default: VLAN ids are not part of the key.
+    pub const fn new() -> Self {
+        FiveTuple { vlan_in_key: false }
+    }
+
+    /// Include (or not) the outer VLAN id in the key.
+    pub const fn with_vlan_in_key(mut self, yes: bool) -> Self {
+        self.vlan_in_key = yes;
+        self
+    }
+}
+
+impl FlowExtractor for FiveTuple {
+    type Key = FiveTupleKey;
+
+    #[inline]
+    fn extract(&self, packet: &PacketView<'_>) -> Result<Extracted<FiveTupleKey>, Unmatched> {
+        let headers = decode_ip(packet)?;
+        let Some(ip) = headers.ip else {
+            return Err(Unmatched::NotIp { ethertype: headers.ethertype });
+        };
+        let (sport, dport) = match headers.transport {
+            Transport::Tcp(t) => (t.src_port, t.dst_port),
+            Transport::Udp(u) => (u.src_port, u.dst_port),
+            Transport::Sctp { src_port, dst_port } => (src_port, dst_port),
+            Transport::Icmp(i) => {
+                let m = icmp_port_mapping(i.v6, i.ty, i.code);
+                (m.src_port, m.dst_port)
+            }
+            _ => (0, 0),
+        };
+        let vlan = if self.vlan_in_key { headers.vlan.outer().unwrap_or(0) } else { 0 };
+        let (key, orientation) = FiveTupleKey::new(ip.src, sport, ip.dst, dport, ip.proto, vlan);
+        Ok(Extracted { key, orientation, headers })
+    }
+}
+
+/// Key by the two IP addresses only (all protocols between two hosts form one flow).
+#[derive(Copy, Clone, Debug, Default)]
+pub struct IpPair {
+    /// Include the outer VLAN id in the key (default false).
+    pub vlan_in_key: bool,
+}
+
+impl FlowExtractor for IpPair {
+    type Key = IpPairKey;
+
+    #[inline]
+    fn extract(&self, packet: &PacketView<'_>) -> Result<Extracted<IpPairKey>, Unmatched> {
+        // Fragments all belong to the same address pair, so none is unmatched here.
+        let headers = packet::decode(packet)?;
+        let Some(ip) = headers.ip else {
+            return Err(Unmatched::NotIp { ethertype: headers.ethertype });
+        };
+        let vlan = if self.vlan_in_key { headers.vlan.outer().unwrap_or(0) } else { 0 };
+        let (key, orientation) = IpPairKey::new(ip.src, ip.dst, vlan);
+        Ok(Extracted { key, orientation, headers })
+    }
+}
+
+/// Key by the two Ethernet addresses (any EtherType; IP not required).
+#[derive(Copy, Clone, Debug, Default)]
+pub struct MacPair {
+    /// Include the outer VLAN id in the key (default false).
+    pub vlan_in_key: bool,
+}
+
+impl FlowExtractor for MacPair {
+    type Key = MacPairKey;
+
+    #[inline]
+    fn extract(&self, packet: &PacketView<'_>) -> Result<Extracted<MacPairKey>, Unmatched> {
+        let headers = packet::decode(packet)?;
+        let Some(mac) = headers.mac else {
+            return Err(Unmatched::NoMacAddress);
+        };
+        let vlan = if self.vlan_in_key { headers.vlan.outer().unwrap_or(0) } else { 0 };
+        let (key, orientation) = MacPairKey::new(mac.src, mac.dst, vlan);
+        Ok(Extracted { key, orientation, headers })
+    }
+}
+
+#[cfg(test)]
+mod tests;

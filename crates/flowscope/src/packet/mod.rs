@@ -1,0 +1,513 @@
+//! Zero-copy packet decoding.
+//!
+//! [`decode`] walks one captured frame from the link layer down to the transport header
+//! and returns [`Headers`]: a fixed-size, `Copy` summary holding the fields flow tracking
+//! needs (addresses, ports, TCP sequence numbers and flags, lengths) and the *offsets* of
+//! the payload inside the original frame. Nothing is copied out of the frame and nothing is
+//! allocated; the payload stays where it is and [`Headers::payload`] borrows it.
+//!
+//! Each header's length is checked once, against a fixed-size array reference, before any
+//! field is read, so field reads cannot go out of bounds and the decoder never panics on
+//! any input (the fuzz target `extract` and the truncation tests hold it to that).
+//!
+//! # What is read
+//!
+//! - Link types: Ethernet (1), raw IP (101, and 228/229 for IPv4/IPv6 only), Linux cooked
+//!   capture SLL (113) and SLL2 (276), BSD null (0) and OpenBSD loop (108), Linux NFLOG
+//!   (239).
+//! - Below Ethernet: 802.1Q and 802.1ad/QinQ tags (any mix, up to [`MAX_VLAN_TAGS`]; the
+//!   first two VLAN ids are kept), MPLS label stacks (up to [`MAX_MPLS_LABELS`]) followed by
+//!   IPv4 or IPv6, PPPoE sessions carrying IPv4 or IPv6.
+//! - IPv4 with options and fragment fields (RFC 791); IPv6 (RFC 8200) with its
+//!   extension-header chain: hop-by-hop, routing, fragment, destination options and AH
+//!   (RFC 4302), up to [`MAX_IPV6_EXT_HEADERS`].
+//! - TCP (RFC 9293; options length checked), UDP (RFC 768), ICMP (RFC 792) and ICMPv6
+//!   (RFC 4443) with the embedded header of error messages, SCTP ports (RFC 9260).
+//!
+//! # Lengths, snaplen and lies
+//!
+//! Three lengths matter: what was *captured* (`frame.len()`), what was on the *wire*
+//! ([`PacketView::orig_len`]), and what the IP header *claims*. When a capture's snaplen
+//! cut the frame after the headers, decoding succeeds, the payload range covers only the
+//! captured bytes and [`Headers::truncated`] is set: the flow key is still known. When the
+//! headers themselves are cut, the result is [`DecodeErrorKind::Truncated`]. When a header
+//! claims more bytes than were on the wire (an IPv4 total length larger than the frame,
+//! say), that is a content fault with its own [`DecodeErrorKind`]. Ethernet padding beyond
+//! the IP length is ignored.
+//!
+//! # Why not etherparse
+//!
+//! etherparse is a fine general parser, but flow tracking needs three things it does not
+//! give us in one pass: payload ranges as offsets into the *original* frame (so reassembly
+//! can hand out slices of it), a lax mode that keeps the key when snaplen cut the payload,
+//! and one small `Copy` error naming the layer. Writing the views here also keeps the
+//! whole walk in one inlined function, which is what meets the per-packet budget
+//! (see `benches/extract.rs`).
+
+mod error;
+mod ip;
+mod link;
+mod transport;
+
+use core::net::IpAddr;
+
+pub use error::{DecodeError, DecodeErrorKind, Layer};
+
+use crate::time::Timestamp;
+
+/// The most 802.1Q/802.1ad tags [`decode`] walks through before giving up.
+pub const MAX_VLAN_TAGS: u8 = 8;
+/// The most MPLS label stack entries [`decode`] walks through before giving up.
+pub const MAX_MPLS_LABELS: u8 = 16;
+/// The most IPv6 extension headers [`decode`] walks through before giving up.
+pub const MAX_IPV6_EXT_HEADERS: u8 = 16;
+
+/// A link-layer header type, as a LINKTYPE number from the pcap/pcapng registry.
+///
+/// Any `u32` can be held; [`LinkType::is_supported`] says whether [`decode`] reads it.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct LinkType(pub u32);
+
+impl LinkType {
+    /// BSD loopback: a 4-byte address family in the capturing host's byte order.
+    pub const NULL: LinkType = LinkType(0);
+    /// IEEE 802.3 Ethernet.
+    pub const ETHERNET: LinkType = LinkType(1);
+    /// Raw IP; the version nibble says IPv4 or IPv6.
+    pub const RAW: LinkType = LinkType(101);
+    /// OpenBSD loopback: a 4-byte address family in network byte order.
+    pub const LOOP: LinkType = LinkType(108);
+    /// Linux cooked capture v1 (16-byte header).
+    pub const LINUX_SLL: LinkType = LinkType(113);
+    /// Raw IPv4 only.
+    pub const IPV4: LinkType = LinkType(228);
+    /// Raw IPv6 only.
+    pub const IPV6: LinkType = LinkType(229);
+    /// Linux netfilter NFLOG messages.
+    pub const NFLOG: LinkType = LinkType(239);
+    /// Linux cooked capture v2 (20-byte header).
+    pub const LINUX_SLL2: LinkType = LinkType(276);
+
+    /// True when [`decode`] understands this link type.
+    pub const fn is_supported(self) -> bool {
+        matches!(self.0, 0 | 1 | 101 | 108 | 113 | 228 | 229 | 239 | 276)
+    }
+}
+
+/// One captured frame as handed to the core: bytes, capture time, link type and the
+/// length the frame had on the wire.
+///
+/// Invariant: `orig_len >= frame.len()`; [`PacketView::with_orig_len`] raises a smaller
+/// value to `frame.len()`, since a frame cannot have been shorter on the wire than what
+/// was captured of it.
+#[derive(Copy, Clone, Debug)]
+pub struct PacketView<'a> {
+    /// Capture timestamp.
+    pub ts: Timestamp,
+    /// How to read the first byte of `frame`.
+    pub link: LinkType,
+    /// The captured bytes.
+    pub frame: &'a [u8],
+    /// The frame's length on the wire (larger than `frame.len()` when snaplen cut it).
+    pub orig_len: u32,
+}
+
+impl<'a> PacketView<'a> {
+    /// A view of a frame captured whole (`orig_len == frame.len()`).
+    #[inline]
+    pub fn new(ts: Timestamp, link: LinkType, frame: &'a [u8]) -> Self {
+        PacketView { ts, link, frame, orig_len: clamp_u32(frame.len()) }
+    }
+
+    /// The same view with the wire length set; values below `frame.len()` are raised to it.
+    #[inline]
+    pub fn with_orig_len(mut self, orig_len: u32) -> Self {
+        self.orig_len = orig_len.max(clamp_u32(self.frame.len()));
+        self
+    }
+
+    /// True when the capture holds fewer bytes than were on the wire.
+    #[inline]
+    pub fn is_snapped(&self) -> bool {
+        (self.frame.len() as u64) < u64::from(self.orig_len)
+    }
+}
+
+/// Source and destination MAC addresses of an Ethernet frame.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub struct MacAddrs {
+    /// Source address.
+    pub src: [u8; 6],
+    /// Destination address.
+    pub dst: [u8; 6],
+}
+
+/// The 802.1Q/802.1ad tags a frame carried.
+///
+/// Invariant: `depth` counts every tag walked (at most [`MAX_VLAN_TAGS`]); `ids` holds the
+/// first `min(depth, 2)` VLAN ids, outermost first, the rest zero.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct VlanTags {
+    ids: [u16; 2],
+    depth: u8,
+}
+
+impl VlanTags {
+    /// The outermost VLAN id, if the frame was tagged.
+    #[inline]
+    pub fn outer(&self) -> Option<u16> {
+        (self.depth > 0).then_some(self.ids[0])
+    }
+
+    /// The second VLAN id (the C-tag of QinQ), if there was one.
+    #[inline]
+    pub fn inner(&self) -> Option<u16> {
+        (self.depth > 1).then_some(self.ids[1])
+    }
+
+    /// How many tags the frame carried.
+    #[inline]
+    pub fn depth(&self) -> u8 {
+        self.depth
+    }
+
+    #[inline]
+    fn push(&mut self, id: u16) -> Result<(), DecodeError> {
+        if self.depth >= MAX_VLAN_TAGS {
+            return Err(DecodeError::new(Layer::Vlan, DecodeErrorKind::TooManyVlanTags));
+        }
+        if let Some(slot) = self.ids.get_mut(usize::from(self.depth)) {
+            *slot = id;
+        }
+        self.depth += 1;
+        Ok(())
+    }
+}
+
+/// IPv4 fragment fields, or the IPv6 fragment header's.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Fragment {
+    /// Offset of this fragment's data in the original datagram, in bytes.
+    pub offset: u16,
+    /// The more-fragments flag.
+    pub more: bool,
+    /// The datagram identification (16 bits for IPv4, 32 for IPv6).
+    pub id: u32,
+}
+
+impl Fragment {
+    /// True for the fragment that starts the datagram (offset 0): it carries the
+    /// transport header.
+    #[inline]
+    pub fn is_first(&self) -> bool {
+        self.offset == 0
+    }
+}
+
+/// The IP header fields flow tracking uses.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub struct IpHeader {
+    /// Source address.
+    pub src: IpAddr,
+    /// Destination address.
+    pub dst: IpAddr,
+    /// The transport protocol number (after IPv6 extension headers).
+    pub proto: u8,
+    /// TTL or hop limit.
+    pub ttl: u8,
+    /// The datagram's length as the header states it, in bytes: IPv4 total length, or
+    /// 40 + IPv6 payload length (Zeek's `orig_ip_bytes` unit).
+    pub ip_len: u32,
+    /// Where the IP header starts in the frame.
+    pub offset: u32,
+    /// Present when this packet is a fragment (MF set or a non-zero offset).
+    pub fragment: Option<Fragment>,
+}
+
+/// TCP flags, as the low 9 bits of header bytes 12-13 (NS, CWR, ECE, URG, ACK, PSH, RST,
+/// SYN, FIN).
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct TcpFlags(pub u16);
+
+impl TcpFlags {
+    /// FIN: no more data from the sender.
+    pub const FIN: u16 = 0x001;
+    /// SYN: synchronise sequence numbers.
+    pub const SYN: u16 = 0x002;
+    /// RST: reset the connection.
+    pub const RST: u16 = 0x004;
+    /// PSH: push.
+    pub const PSH: u16 = 0x008;
+    /// ACK: the acknowledgment field is significant.
+    pub const ACK: u16 = 0x010;
+    /// URG: the urgent pointer is significant.
+    pub const URG: u16 = 0x020;
+    /// ECE: ECN echo.
+    pub const ECE: u16 = 0x040;
+    /// CWR: congestion window reduced.
+    pub const CWR: u16 = 0x080;
+    /// NS: ECN nonce (historic).
+    pub const NS: u16 = 0x100;
+
+    /// True when every bit of `mask` is set.
+    #[inline]
+    pub const fn contains(self, mask: u16) -> bool {
+        self.0 & mask == mask
+    }
+    /// SYN set.
+    #[inline]
+    pub const fn syn(self) -> bool {
+        self.contains(Self::SYN)
+    }
+    /// ACK set.
+    #[inline]
+    pub const fn ack(self) -> bool {
+        self.contains(Self::ACK)
+    }
+    /// FIN set.
+    #[inline]
+    pub const fn fin(self) -> bool {
+        self.contains(Self::FIN)
+    }
+    /// RST set.
+    #[inline]
+    pub const fn rst(self) -> bool {
+        self.contains(Self::RST)
+    }
+}
+
+/// The TCP header fields flow tracking and reassembly use.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub struct TcpHeader {
+    /// Source port.
+    pub src_port: u16,
+    /// Destination port.
+    pub dst_port: u16,
+    /// Sequence number.
+    pub seq: u32,
+    /// Acknowledgment number (meaningful when ACK is set).
+    pub ack: u32,
+    /// Flags.
+    pub flags: TcpFlags,
+    /// Receive window, unscaled.
+    pub window: u16,
+    /// Header length including options, in bytes (20..=60).
+    pub header_len: u8,
+    /// Where the TCP header starts in the frame.
+    pub offset: u32,
+}
+
+impl TcpHeader {
+    /// The option bytes, if they were captured whole.
+    pub fn options<'a>(&self, frame: &'a [u8]) -> Option<&'a [u8]> {
+        let start = self.offset as usize + 20;
+        let end = self.offset as usize + usize::from(self.header_len);
+        frame.get(start..end)
+    }
+}
+
+/// The UDP header fields.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub struct UdpHeader {
+    /// Source port.
+    pub src_port: u16,
+    /// Destination port.
+    pub dst_port: u16,
+    /// The length field (header plus payload).
+    pub length: u16,
+}
+
+/// The transport 5-tuple carried inside an ICMP error message: the header of the
+/// datagram that caused the error, as that datagram's sender sent it.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub struct InnerTuple {
+    /// Source address of the offending datagram.
+    pub src: IpAddr,
+    /// Destination address of the offending datagram.
+    pub dst: IpAddr,
+    /// Its transport protocol.
+    pub proto: u8,
+    /// Its source port (0 when the protocol has none or it was not quoted).
+    pub src_port: u16,
+    /// Its destination port (0 when the protocol has none or it was not quoted).
+    pub dst_port: u16,
+}
+
+/// The ICMP or ICMPv6 header fields.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub struct IcmpHeader {
+    /// True for ICMPv6 (protocol 58), false for ICMP (protocol 1).
+    pub v6: bool,
+    /// Message type.
+    pub ty: u8,
+    /// Message code.
+    pub code: u8,
+    /// The four bytes after the checksum (identifier and sequence for echo).
+    pub rest: [u8; 4],
+    /// For error messages: the quoted datagram's tuple, when enough of it was quoted.
+    pub inner: Option<InnerTuple>,
+}
+
+impl IcmpHeader {
+    /// True for error messages (destination unreachable, time exceeded, ...), which quote
+    /// the offending datagram.
+    pub fn is_error(&self) -> bool {
+        if self.v6 {
+            self.ty < 128
+        } else {
+            matches!(self.ty, 3 | 4 | 5 | 11 | 12)
+        }
+    }
+}
+
+/// The transport layer of a decoded packet.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Transport {
+    /// ICMP or ICMPv6.
+    Icmp(IcmpHeader),
+    /// No transport header: a non-IP frame, or an IP fragment other than the first.
+    None,
+    /// An IP protocol this decoder does not look into (the number is in `IpHeader::proto`).
+    Other,
+    /// SCTP (only the ports are read).
+    Sctp {
+        /// Source port.
+        src_port: u16,
+        /// Destination port.
+        dst_port: u16,
+    },
+    /// TCP.
+    Tcp(TcpHeader),
+    /// UDP.
+    Udp(UdpHeader),
+}
+
+/// Everything [`decode`] learned about one frame.
+///
+/// Invariant: `payload_offset + payload_len <= frame.len()` for the frame it was decoded
+/// from, and `payload_len <= payload_wire_len`.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Headers {
+    /// The frame's link type.
+    pub link: LinkType,
+    /// Ethernet addresses, when the link layer carried them.
+    pub mac: Option<MacAddrs>,
+    /// 802.1Q/802.1ad tags.
+    pub vlan: VlanTags,
+    /// How many MPLS labels were popped.
+    pub mpls_depth: u8,
+    /// The EtherType (or equivalent) of the network layer; 0 when the link type has none.
+    pub ethertype: u16,
+    /// The IP header, for IP packets.
+    pub ip: Option<IpHeader>,
+    /// The transport header.
+    pub transport: Transport,
+    /// Where the transport payload starts in the frame.
+    pub payload_offset: u32,
+    /// Payload bytes present in the frame.
+    pub payload_len: u32,
+    /// Payload bytes the headers say were on the wire.
+    pub payload_wire_len: u32,
+    /// The frame's length on the wire (`PacketView::orig_len`), Zeek's and tshark's
+    /// "frame bytes" unit.
+    pub frame_len: u32,
+    /// True when snaplen cut the frame inside the IP datagram (payload or TCP options).
+    pub truncated: bool,
+}
+
+impl Headers {
+    /// The captured payload, borrowed from the frame the headers were decoded from.
+    ///
+    /// Returns an empty slice if `frame` is not that frame and the range does not fit.
+    #[inline]
+    pub fn payload<'a>(&self, frame: &'a [u8]) -> &'a [u8] {
+        let start = self.payload_offset as usize;
+        frame.get(start..start + self.payload_len as usize).unwrap_or(&[])
+    }
+
+    /// The TCP header, for TCP packets.
+    #[inline]
+    pub fn tcp(&self) -> Option<&TcpHeader> {
+        match &self.transport {
+            Transport::Tcp(t) => Some(t),
+            _ => None,
+        }
+    }
+
+    /// Source and destination ports (ICMP: none; see the extractors for its mapping).
+    #[inline]
+    pub fn ports(&self) -> Option<(u16, u16)> {
+        match self.transport {
+            Transport::Tcp(t) => Some((t.src_port, t.dst_port)),
+            Transport::Udp(u) => Some((u.src_port, u.dst_port)),
+            Transport::Sctp { src_port, dst_port } => Some((src_port, dst_port)),
+            _ => None,
+        }
+    }
+}
+
+/// Decode one frame.
+///
+/// Succeeds for every frame whose headers are complete, IP or not: a non-IP frame (ARP,
+/// LLDP, ...) yields `ip: None` with its `ethertype`; an IP fragment other than the first
+/// yields `Transport::None`. Fails with a [`DecodeError`] naming the layer when a header
+/// is cut short or contradicts itself, and for link types [`LinkType::is_supported`]
+/// rejects. Never panics, never allocates.
+#[inline]
+pub fn decode(view: &PacketView<'_>) -> Result<Headers, DecodeError> {
+    let frame = view.frame;
+    let frame_len = view.orig_len.max(clamp_u32(frame.len()));
+    let mut h = Headers {
+        link: view.link,
+        mac: None,
+        vlan: VlanTags::default(),
+        mpls_depth: 0,
+        ethertype: 0,
+        ip: None,
+        transport: Transport::None,
+        payload_offset: clamp_u32(frame.len()),
+        payload_len: 0,
+        payload_wire_len: 0,
+        frame_len,
+        truncated: false,
+    };
+    let net = link::decode_link(frame, view.link, &mut h)?;
+    match net {
+        link::Net::Ipv4(off) => ip::decode_ipv4(frame, off, &mut h)?,
+        link::Net::Ipv6(off) => ip::decode_ipv6(frame, off, &mut h)?,
+        link::Net::Other => {}
+    }
+    Ok(h)
+}
+
+#[inline(always)]
+pub(crate) fn clamp_u32(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+/// A fixed-size view of `N` bytes at `off`, or a truncation error for `layer`.
+#[inline(always)]
+pub(crate) fn header_at<const N: usize>(
+    frame: &[u8],
+    off: usize,
+    layer: Layer,
+) -> Result<&[u8; N], DecodeError> {
+    match frame.get(off..).and_then(|b| b.first_chunk::<N>()) {
+        Some(h) => Ok(h),
+        None => Err(DecodeError::truncated(layer, N, frame.len().saturating_sub(off))),
+    }
+}
+
+#[inline(always)]
+pub(crate) const fn be16(b0: u8, b1: u8) -> u16 {
+    u16::from_be_bytes([b0, b1])
+}
+
+#[inline(always)]
+pub(crate) const fn be32(b: [u8; 4]) -> u32 {
+    u32::from_be_bytes(b)
+}
+
+#[cfg(test)]
+mod tests;
