@@ -32,10 +32,11 @@ use pcap_parser::pcapng::{parse_block_be, parse_block_le, Block};
 use crate::packet::{LinkType, PacketView};
 use crate::time::Timestamp;
 
-/// The default cap on one record's captured length: 16 MiB. Far above any real snaplen
-/// (262,144 for libpcap, 65,535 for most tools; GRO captures reach 64 KiB), far below a
-/// length that could hurt.
-pub const DEFAULT_MAX_RECORD_LEN: usize = 16 << 20;
+/// The default cap on one record's captured length: 262,144 bytes, libpcap's and
+/// Wireshark's own maximum snapshot length, so a record they would refuse is refused here
+/// too (GRO/TSO super-frames top out at 64 KiB). Raise it with
+/// [`PcapReader::with_max_record_len`] for captures made with larger snaplens.
+pub const DEFAULT_MAX_RECORD_LEN: usize = 262_144;
 
 const INITIAL_BUFFER: usize = 256 << 10;
 const PCAPNG_MAGIC: u32 = 0x0a0d_0d0a;
@@ -459,6 +460,7 @@ impl<R: Read> PcapReader<R> {
         if block_len < 12 || block_len % 4 != 0 {
             return Err(PcapError::Malformed { offset: self.offset, what: "pcapng block length" });
         }
+        // Room for the block's own header, trailer and options on top of the packet.
         if block_len > self.max_record.saturating_add(1024) {
             return Err(PcapError::RecordTooLarge {
                 offset: self.offset,
@@ -478,7 +480,7 @@ impl<R: Read> PcapReader<R> {
         };
         let parsed = if big_endian { parse_block_be(bytes) } else { parse_block_le(bytes) };
         let block = match parsed {
-            Ok((rest, block)) if rest.is_empty() => block,
+            Ok((&[], block)) => block,
             _ => return Err(PcapError::Malformed { offset: self.offset, what: "pcapng block" }),
         };
         let offset = self.offset;
@@ -665,7 +667,9 @@ mod tests {
     use super::*;
     use crate::testkit::write_pcap;
 
-    fn read_all(bytes: &[u8]) -> (Vec<(Timestamp, Vec<u8>, u32)>, Option<PcapError>) {
+    type Owned = (Timestamp, Vec<u8>, u32);
+
+    fn read_all(bytes: &[u8]) -> (Vec<Owned>, Option<PcapError>) {
         let mut out = Vec::new();
         let mut r = match PcapReader::new(bytes) {
             Ok(r) => r,
@@ -766,6 +770,95 @@ mod tests {
             n += 1;
         }
         assert_eq!(n, 2);
+    }
+
+    fn ng_sample() -> Vec<u8> {
+        use crate::testkit::{NgInterface, PcapNgWriter};
+        let mut w = PcapNgWriter::default();
+        w.section(false);
+        let ns =
+            NgInterface { link: LinkType::ETHERNET, snaplen: 0, tsresol: Some(9), tsoffset: None };
+        let us =
+            NgInterface { link: LinkType::RAW, snaplen: 0, tsresol: None, tsoffset: Some(100) };
+        w.interface(ns);
+        w.interface(us);
+        w.other();
+        w.epb(0, 1_500_000_000_123_456_789, &[1; 61], 61);
+        w.epb(1, 2_000_000, &[2; 20], 40);
+        w.spb(&[3; 30]);
+        // A second section, big-endian, with a power-of-two resolution.
+        w.section(true);
+        w.interface(NgInterface {
+            link: LinkType::NULL,
+            snaplen: 16,
+            tsresol: Some(0x80 | 10),
+            tsoffset: None,
+        });
+        w.epb(0, 5 << 10, &[4; 8], 8);
+        w.spb(&[5; 30]);
+        w.out
+    }
+
+    #[test]
+    fn reads_pcapng_sections_interfaces_and_resolutions() {
+        let (pkts, err) = read_all(&ng_sample());
+        assert!(err.is_none(), "{err:?}");
+        let ts: Vec<u64> = pkts.iter().map(|p| p.0.as_nanos()).collect();
+        assert_eq!(
+            ts,
+            [
+                1_500_000_000_123_456_789,
+                102_000_000_000,
+                102_000_000_000,
+                5_000_000_000,
+                5_000_000_000
+            ]
+        );
+        let lens: Vec<(usize, u32)> = pkts.iter().map(|p| (p.1.len(), p.2)).collect();
+        // The last SPB is cut to the interface's snaplen of 16.
+        assert_eq!(lens, [(61, 61), (20, 40), (30, 30), (8, 8), (16, 30)]);
+        assert_eq!(pkts[4].1, vec![5; 16]);
+    }
+
+    #[test]
+    fn every_pcapng_cut_is_a_clean_end_or_a_truncation() {
+        let file = ng_sample();
+        let (full, _) = read_all(&file);
+        for cut in 0..file.len() {
+            let (pkts, err) = read_all(&file[..cut]);
+            assert!(pkts.len() <= full.len());
+            assert_eq!(pkts[..], full[..pkts.len()], "cut {cut}");
+            if let Some(e) = err {
+                assert!(
+                    e.is_truncation() || matches!(e, PcapError::ShortHeader { .. }),
+                    "cut {cut}: {e}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn pcapng_lies_are_errors() {
+        let file = ng_sample();
+        // The first IDB starts at 28 (after the 28-byte SHB). Make its two length fields
+        // disagree.
+        let mut bad = file.clone();
+        let len2_at = 28 + u32::from_le_bytes(bad[32..36].try_into().unwrap()) as usize - 4;
+        bad[len2_at] ^= 0x10;
+        assert!(matches!(read_all(&bad).1, Some(PcapError::Malformed { offset: 28, .. })));
+        // A block length that is not a multiple of 4.
+        let mut bad = file.clone();
+        bad[32] += 1;
+        assert!(matches!(read_all(&bad).1, Some(PcapError::Malformed { offset: 28, .. })));
+        // A huge block length.
+        let mut bad = file.clone();
+        bad[32..36].copy_from_slice(&0x7fff_fff0u32.to_le_bytes());
+        assert!(matches!(read_all(&bad).1, Some(PcapError::RecordTooLarge { offset: 28, .. })));
+        // A packet for an interface that was never declared.
+        let mut w = crate::testkit::PcapNgWriter::default();
+        w.section(false);
+        w.epb(3, 0, &[0; 4], 4);
+        assert!(matches!(read_all(&w.out).1, Some(PcapError::Malformed { offset: 28, .. })));
     }
 
     #[test]

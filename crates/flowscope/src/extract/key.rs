@@ -5,7 +5,7 @@
 //! extractor reports which way the packet went as an [`Orientation`].
 
 use core::fmt;
-use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use super::community_id::{community_id_v1, icmp_is_one_way, CommunityId};
 use super::Orientation;
@@ -166,7 +166,9 @@ impl fmt::Debug for FiveTupleKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (la, lp) = self.lo();
         let (ha, hp) = self.hi();
-        write!(f, "FiveTupleKey({} {la}:{lp} <-> {ha}:{hp}", self.proto)?;
+        // SocketAddr's Display brackets IPv6 addresses: `[2001:db8::1]:443`.
+        let (lo, hi) = (SocketAddr::new(la, lp), SocketAddr::new(ha, hp));
+        write!(f, "FiveTupleKey({} {lo} <-> {hi}", self.proto)?;
         if self.vlan != 0 {
             write!(f, " vlan {}", self.vlan)?;
         }

@@ -22,7 +22,8 @@
 //! [`IcmpHeader::inner`](crate::packet::IcmpHeader::inner).
 //!
 //! IP fragments other than the first carry no transport header; until IP defragmentation
-//! exists they are [`Unmatched::NonFirstFragment`]. First fragments are keyed normally.
+//! exists they are [`Unmatched::Fragment`] (so is a first fragment too short to hold its
+//! transport header). First fragments are keyed normally.
 
 mod community_id;
 mod key;
@@ -132,12 +133,13 @@ impl<K> Extracted<K> {
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Unmatched {
+    /// An IP fragment without a complete transport header (any fragment but the first,
+    /// or a first fragment too short to hold the header): only defragmentation can key it.
+    Fragment,
     /// A header was cut short or contradicted itself.
     Malformed(DecodeError),
     /// The extractor needs link-layer addresses and this link type has none.
     NoMacAddress,
-    /// An IP fragment other than the first: no transport header to key on.
-    NonFirstFragment,
     /// Not an IP packet (ARP, LLDP, ...): the EtherType, 0 if the link layer has none.
     NotIp {
         /// The EtherType found.
@@ -148,13 +150,13 @@ pub enum Unmatched {
 }
 
 impl Unmatched {
-    /// A short label for counters: `malformed`, `no_mac_address`, `non_first_fragment`,
-    /// `not_ip`, `unsupported_link_type`.
+    /// A short label for counters: `fragment`, `malformed`, `no_mac_address`, `not_ip`,
+    /// `unsupported_link_type`.
     pub const fn as_str(&self) -> &'static str {
         match self {
             Unmatched::Malformed(_) => "malformed",
             Unmatched::NoMacAddress => "no_mac_address",
-            Unmatched::NonFirstFragment => "non_first_fragment",
+            Unmatched::Fragment => "fragment",
             Unmatched::NotIp { .. } => "not_ip",
             Unmatched::UnsupportedLinkType(_) => "unsupported_link_type",
         }
@@ -176,7 +178,7 @@ impl fmt::Display for Unmatched {
         match self {
             Unmatched::Malformed(e) => write!(f, "malformed: {e}"),
             Unmatched::NoMacAddress => f.write_str("no link-layer addresses"),
-            Unmatched::NonFirstFragment => f.write_str("non-first IP fragment"),
+            Unmatched::Fragment => f.write_str("IP fragment without a transport header"),
             Unmatched::NotIp { ethertype } => write!(f, "not IP (ethertype {ethertype:#06x})"),
             Unmatched::UnsupportedLinkType(lt) => write!(f, "unsupported link type {lt}"),
         }
@@ -189,8 +191,8 @@ fn decode_ip(packet: &PacketView<'_>) -> Result<Headers, Unmatched> {
     let h = packet::decode(packet)?;
     match h.ip {
         None => Err(Unmatched::NotIp { ethertype: h.ethertype }),
-        Some(ip) if matches!(ip.fragment, Some(f) if !f.is_first()) => {
-            Err(Unmatched::NonFirstFragment)
+        Some(ip) if ip.fragment.is_some() && h.transport == Transport::None => {
+            Err(Unmatched::Fragment)
         }
         Some(_) => Ok(h),
     }
@@ -281,7 +283,7 @@ impl FlowExtractor for MacPair {
     #[inline]
     fn extract(&self, packet: &PacketView<'_>) -> Result<Extracted<MacPairKey>, Unmatched> {
         let headers = packet::decode(packet)?;
-        let Some(mac) = headers.mac else {
+        let Some(mac) = headers.mac(packet.frame) else {
             return Err(Unmatched::NoMacAddress);
         };
         let vlan = if self.vlan_in_key { headers.vlan.outer().unwrap_or(0) } else { 0 };

@@ -91,7 +91,7 @@ pub enum DecodeErrorKind {
 
 /// A decode failure: the layer and what was wrong there.
 ///
-/// `Copy`, 12 bytes, no allocation, no borrowed data.
+/// `Copy`, at most 16 bytes, no allocation, no borrowed data.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 pub struct DecodeError {
     /// Where decoding stopped.

@@ -4,8 +4,8 @@
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::{
-    be16, be32, clamp_u32, header_at, transport, DecodeError, DecodeErrorKind, Fragment, Headers,
-    InnerTuple, IpHeader, Layer, Transport, MAX_IPV6_EXT_HEADERS,
+    be16, be32, clamp_u32, header_at, transport, DecodeError, DecodeErrorKind, Fragment,
+    InnerTuple, IpHeader, Layer, Transport, Upper, MAX_IPV6_EXT_HEADERS,
 };
 
 const EXT_HOP_BY_HOP: u8 = 0;
@@ -19,14 +19,18 @@ const EXT_SHIM6: u8 = 140;
 
 /// Bytes of the datagram present in the frame, and bytes it had on the wire, from `off`.
 #[inline(always)]
-fn room(frame: &[u8], off: usize, h: &Headers) -> (usize, usize) {
+fn room(frame: &[u8], off: usize, frame_len: u32) -> (usize, usize) {
     let captured = frame.len().saturating_sub(off);
-    let wire = (h.frame_len as usize).saturating_sub(off).max(captured);
+    let wire = (frame_len as usize).saturating_sub(off).max(captured);
     (captured, wire)
 }
 
 #[inline(always)]
-pub(super) fn decode_ipv4(frame: &[u8], off: usize, h: &mut Headers) -> Result<(), DecodeError> {
+pub(super) fn decode_ipv4(
+    frame: &[u8],
+    off: usize,
+    frame_len: u32,
+) -> Result<(IpHeader, Upper), DecodeError> {
     let hdr = header_at::<20>(frame, off, Layer::Ipv4)?;
     let version = hdr[0] >> 4;
     if version != 4 {
@@ -37,7 +41,7 @@ pub(super) fn decode_ipv4(frame: &[u8], off: usize, h: &mut Headers) -> Result<(
         return Err(DecodeError::new(Layer::Ipv4, DecodeErrorKind::BadIhl(ihl)));
     }
     let hlen = usize::from(ihl) * 4;
-    let (captured, wire) = room(frame, off, h);
+    let (captured, wire) = room(frame, off, frame_len);
     if captured < hlen {
         return Err(DecodeError::truncated(Layer::Ipv4, hlen, captured));
     }
@@ -57,34 +61,40 @@ pub(super) fn decode_ipv4(frame: &[u8], off: usize, h: &mut Headers) -> Result<(
         id: u32::from(be16(hdr[4], hdr[5])),
     });
     let proto = hdr[9];
-    h.ip = Some(IpHeader {
-        src: IpAddr::V4(Ipv4Addr::new(hdr[12], hdr[13], hdr[14], hdr[15])),
-        dst: IpAddr::V4(Ipv4Addr::new(hdr[16], hdr[17], hdr[18], hdr[19])),
+    let ip = IpHeader {
+        // Whole-word loads: building addresses byte by byte stalls store forwarding.
+        src: IpAddr::V4(Ipv4Addr::from(be32([hdr[12], hdr[13], hdr[14], hdr[15]]))),
+        dst: IpAddr::V4(Ipv4Addr::from(be32([hdr[16], hdr[17], hdr[18], hdr[19]]))),
         proto,
         ttl: hdr[8],
         ip_len: clamp_u32(total),
         offset: clamp_u32(off),
         fragment,
-    });
+    };
     let l4_off = off + hlen;
     let l4_wire = total - hlen;
     let l4_captured = l4_wire.min(captured - hlen);
     if frag_off != 0 {
         // Only the first fragment carries the transport header.
-        set_opaque_payload(h, l4_off, l4_captured, l4_wire);
-        return Ok(());
+        return Ok((ip, opaque_payload(l4_off, l4_captured, l4_wire)));
     }
-    transport::decode(frame, proto, false, l4_off, l4_captured, l4_wire, more, h)
+    let span =
+        transport::Span { off: l4_off, captured: l4_captured, wire: l4_wire, fragmented: more };
+    Ok((ip, transport::decode(frame, proto, false, span)?))
 }
 
 #[inline(always)]
-pub(super) fn decode_ipv6(frame: &[u8], off: usize, h: &mut Headers) -> Result<(), DecodeError> {
+pub(super) fn decode_ipv6(
+    frame: &[u8],
+    off: usize,
+    frame_len: u32,
+) -> Result<(IpHeader, Upper), DecodeError> {
     let hdr = header_at::<40>(frame, off, Layer::Ipv6)?;
     let version = hdr[0] >> 4;
     if version != 6 {
         return Err(DecodeError::new(Layer::Ipv6, DecodeErrorKind::BadVersion(version)));
     }
-    let (captured, wire) = room(frame, off, h);
+    let (captured, wire) = room(frame, off, frame_len);
     let payload_field = be16(hdr[4], hdr[5]);
     // A payload length of 0 with more bytes behind the header is a jumbogram (RFC 2675) or
     // a segmentation-offload capture; either way the datagram is the rest of the frame.
@@ -144,23 +154,27 @@ pub(super) fn decode_ipv6(frame: &[u8], off: usize, h: &mut Headers) -> Result<(
             break;
         }
     }
-    h.ip = Some(IpHeader {
-        src: IpAddr::V6(Ipv6Addr::from(*array16(hdr, 8))),
-        dst: IpAddr::V6(Ipv6Addr::from(*array16(hdr, 24))),
+    let ip = IpHeader {
+        src: IpAddr::V6(Ipv6Addr::from(u128::from_be_bytes(*array16(hdr, 8)))),
+        dst: IpAddr::V6(Ipv6Addr::from(u128::from_be_bytes(*array16(hdr, 24)))),
         proto: next,
         ttl: hdr[7],
         ip_len: clamp_u32(total),
         offset: clamp_u32(off),
         fragment,
-    });
+    };
     let l4_wire = off + total - cur;
     let l4_captured = (off + captured_total).saturating_sub(cur);
     if matches!(fragment, Some(f) if f.offset != 0) {
-        set_opaque_payload(h, cur, l4_captured, l4_wire);
-        return Ok(());
+        return Ok((ip, opaque_payload(cur, l4_captured, l4_wire)));
     }
-    let fragmented = fragment.is_some();
-    transport::decode(frame, next, true, cur, l4_captured, l4_wire, fragmented, h)
+    let span = transport::Span {
+        off: cur,
+        captured: l4_captured,
+        wire: l4_wire,
+        fragmented: fragment.is_some(),
+    };
+    Ok((ip, transport::decode(frame, next, true, span)?))
 }
 
 /// The first 8 bytes of an extension header, which must lie inside the captured datagram.
@@ -178,12 +192,14 @@ fn array16(hdr: &[u8; 40], at: usize) -> &[u8; 16] {
 
 /// The payload of an IP datagram whose transport header is not read.
 #[inline(always)]
-pub(super) fn set_opaque_payload(h: &mut Headers, off: usize, captured: usize, wire: usize) {
-    h.transport = Transport::None;
-    h.payload_offset = clamp_u32(off);
-    h.payload_len = clamp_u32(captured);
-    h.payload_wire_len = clamp_u32(wire);
-    h.truncated = captured < wire;
+pub(super) fn opaque_payload(off: usize, captured: usize, wire: usize) -> Upper {
+    Upper {
+        transport: Transport::None,
+        payload_offset: clamp_u32(off),
+        payload_len: clamp_u32(captured),
+        payload_wire_len: clamp_u32(wire),
+        truncated: captured < wire,
+    }
 }
 
 /// The tuple of the datagram quoted in an ICMP error, starting at `off` and ending at

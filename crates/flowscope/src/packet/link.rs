@@ -2,8 +2,7 @@
 //! Linux SLL/SLL2, BSD null/loop, NFLOG and raw IP.
 
 use super::{
-    be16, header_at, DecodeError, DecodeErrorKind, Headers, Layer, LinkType, MacAddrs,
-    MAX_MPLS_LABELS,
+    be16, header_at, DecodeError, DecodeErrorKind, Layer, LinkInfo, LinkType, MAX_MPLS_LABELS,
 };
 
 /// Where the network layer starts, and what it is.
@@ -38,16 +37,12 @@ const NFLOG_TLV_PAYLOAD: u16 = 9;
 pub(super) fn decode_link(
     frame: &[u8],
     link: LinkType,
-    h: &mut Headers,
+    h: &mut LinkInfo,
 ) -> Result<Net, DecodeError> {
     match link {
         LinkType::ETHERNET => {
             let eth = header_at::<14>(frame, 0, Layer::Link)?;
-            let mut dst = [0u8; 6];
-            let mut src = [0u8; 6];
-            dst.copy_from_slice(&eth[0..6]);
-            src.copy_from_slice(&eth[6..12]);
-            h.mac = Some(MacAddrs { src, dst });
+            h.has_mac = true;
             ethertype_chain(frame, be16(eth[12], eth[13]), 14, h)
         }
         LinkType::RAW => raw_ip(frame, 0, h),
@@ -102,7 +97,7 @@ fn ethertype_chain(
     frame: &[u8],
     mut ethertype: u16,
     mut off: usize,
-    h: &mut Headers,
+    h: &mut LinkInfo,
 ) -> Result<Net, DecodeError> {
     loop {
         h.ethertype = ethertype;
@@ -133,7 +128,7 @@ fn ethertype_chain(
 
 /// Pop an MPLS label stack; what follows the bottom label is IP, told by its version
 /// nibble (pseudowire Ethernet is left to the tunnel decoder).
-fn mpls(frame: &[u8], mut off: usize, h: &mut Headers) -> Result<Net, DecodeError> {
+fn mpls(frame: &[u8], mut off: usize, h: &mut LinkInfo) -> Result<Net, DecodeError> {
     loop {
         if h.mpls_depth >= MAX_MPLS_LABELS {
             return Err(DecodeError::new(Layer::Mpls, DecodeErrorKind::TooManyMplsLabels));
@@ -150,7 +145,7 @@ fn mpls(frame: &[u8], mut off: usize, h: &mut Headers) -> Result<Net, DecodeErro
 
 /// IP whose version only its first nibble tells.
 #[inline(always)]
-fn raw_ip(frame: &[u8], off: usize, h: &mut Headers) -> Result<Net, DecodeError> {
+fn raw_ip(frame: &[u8], off: usize, h: &mut LinkInfo) -> Result<Net, DecodeError> {
     let first = header_at::<1>(frame, off, Layer::Link)?;
     match first[0] >> 4 {
         4 => {
@@ -168,7 +163,7 @@ fn raw_ip(frame: &[u8], off: usize, h: &mut Headers) -> Result<Net, DecodeError>
 /// NFLOG: a 4-byte header (family, version, resource id), then TLVs whose length and type
 /// are in the capturing host's byte order (little-endian in practice); the packet is the
 /// payload TLV.
-fn nflog(frame: &[u8], h: &mut Headers) -> Result<Net, DecodeError> {
+fn nflog(frame: &[u8], h: &mut LinkInfo) -> Result<Net, DecodeError> {
     let hdr = header_at::<4>(frame, 0, Layer::Link)?;
     let family = hdr[0];
     let mut off = 4usize;
