@@ -1,0 +1,125 @@
+//! End-to-end runs of the `flowscope` binary.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_flowscope"))
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn shared(rel: &str) -> PathBuf {
+    let p = root().join("../shared/pcaps").join(rel);
+    assert!(p.exists(), "{} missing: ../shared must sit beside the checkout", p.display());
+    p
+}
+
+fn run(args: &[&std::ffi::OsStr]) -> Output {
+    bin().args(args).output().unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn packets_on_the_demo_sample() {
+    let out = run(&["packets".as_ref(), root().join("samples/demo.pcap").as_os_str()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 24);
+    assert!(
+        lines[0].contains("udp 192.0.2.10 53124 > 198.51.100.53 53 payload=29"),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[2].contains("tcp 192.0.2.10 49152 > 198.51.100.80 80 flags=0x002"),
+        "{}",
+        lines[2]
+    );
+    assert!(lines[17].contains("vlan=42"), "{}", lines[17]);
+    assert!(lines[23].contains("unmatched not_ip"), "{}", lines[23]);
+    // Both directions of a flow carry the same Community ID.
+    let cid = |l: &str| l.rsplit("cid=").next().unwrap().to_string();
+    assert_eq!(cid(lines[2]), cid(lines[3]));
+    assert!(out.stderr.is_empty());
+}
+
+#[test]
+fn several_files_read_as_one_capture() {
+    let f = shared("tcp/zeek__syn-then-rst.pcap");
+    let out = run(&["packets".as_ref(), f.as_os_str(), f.as_os_str()]);
+    assert!(out.status.success());
+    let stdout = text(&out.stdout);
+    assert_eq!(stdout.lines().count(), 4);
+    assert!(stdout.lines().nth(3).unwrap().starts_with("4 "));
+}
+
+#[test]
+fn missing_file_is_one_line_and_exit_1() {
+    let out = run(&["packets".as_ref(), "/nonexistent/x.pcap".as_ref()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("/nonexistent/x.pcap") && err.contains("cannot open"), "{err}");
+}
+
+#[test]
+fn garbage_names_the_file_and_exits_1() {
+    let out = run(&["packets".as_ref(), root().join("Cargo.toml").as_os_str()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("Cargo.toml: not a pcap or pcapng file"), "{err}");
+}
+
+#[test]
+fn oversized_record_names_the_offset_and_exits_1() {
+    let f = shared("malformed/suricata-verify__bug-1450-04.pcap");
+    let out = run(&["packets".as_ref(), f.as_os_str()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(text(&out.stdout).lines().count(), 6, "the packets before the bad record");
+    let err = text(&out.stderr);
+    assert!(err.contains("byte offset 5035") && err.contains("4325376"), "{err}");
+}
+
+#[test]
+fn truncated_capture_warns_and_exits_0() {
+    let f = shared("malformed/suricata-verify__http-mime-truncated.pcap");
+    let out = run(&["packets".as_ref(), f.as_os_str()]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(text(&out.stdout).lines().count(), 2696);
+    let err = text(&out.stderr);
+    assert!(err.contains("warning") && err.contains("byte offset 2715459"), "{err}");
+    let quiet = run(&["packets".as_ref(), "-q".as_ref(), f.as_os_str()]);
+    assert!(quiet.stderr.is_empty());
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    assert_eq!(run(&["packets".as_ref()]).status.code(), Some(2));
+    assert_eq!(run(&["frobnicate".as_ref()]).status.code(), Some(2));
+    let help = run(&["--help".as_ref()]);
+    assert_eq!(help.status.code(), Some(0));
+    assert!(text(&help.stdout).contains("Exit codes"));
+}
+
+#[test]
+fn broken_pipe_exits_0() {
+    use std::io::Read;
+    use std::process::Stdio;
+    let f = shared("large/zeek__echo-connections.pcap");
+    let mut child =
+        bin().arg("packets").arg(&f).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut first = [0u8; 64];
+    child.stdout.as_mut().unwrap().read_exact(&mut first).unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(out.stderr.is_empty(), "{}", text(&out.stderr));
+}
