@@ -67,6 +67,11 @@ pub mod time;
 #[cfg(feature = "extractors")]
 pub mod extract;
 
+#[cfg(feature = "tracker")]
+pub mod event;
+#[cfg(feature = "tracker")]
+pub mod tracker;
+
 #[cfg(feature = "pcap")]
 pub mod pcap;
 

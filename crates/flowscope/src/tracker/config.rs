@@ -1,0 +1,117 @@
+//! Tracker configuration.
+
+use core::time::Duration;
+
+use crate::extract::L4Proto;
+
+/// How the tracker times flows out and how big its table may grow.
+///
+/// `#[non_exhaustive]`: start from [`FlowTrackerConfig::default`] and set fields (or use
+/// the `with_*` methods). The reasoning behind each default is in `docs/tracker.md`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FlowTrackerConfig {
+    /// Idle timeout of a TCP flow past its handshake, or picked up mid-stream (300 s).
+    pub tcp_idle: Duration,
+    /// Idle timeout of a TCP flow that never got past its SYN (30 s).
+    pub tcp_attempt_idle: Duration,
+    /// How long a TCP flow lingers after both FINs or a RST, so late ACKs and
+    /// retransmitted FINs stay in it (5 s).
+    pub tcp_linger: Duration,
+    /// Idle timeout of a UDP flow (60 s).
+    pub udp_idle: Duration,
+    /// Idle timeout of ICMP and every other protocol (30 s).
+    pub other_idle: Duration,
+    /// The table's hard cap on live flows (1,048,576). When full, the least recently
+    /// active flow is evicted to make room.
+    pub max_flows: usize,
+    /// Seed of the table's hash function. Fixed by default so runs are reproducible;
+    /// set a random one where keys come from untrusted traffic and hash flooding is a
+    /// concern (the CLI does).
+    pub hash_seed: u64,
+    /// Ports taken as a server's when deciding who started a flow picked up without its
+    /// SYN (see [`FlowTrackerConfig::is_likely_server_port`]). Sorted ascending.
+    pub tcp_server_ports: &'static [u16],
+    /// The same for UDP. Sorted ascending.
+    pub udp_server_ports: &'static [u16],
+}
+
+/// Well-known TCP service ports: the services Zeek ships analyzers for, plus common
+/// databases and brokers. Used only to orient flows whose start was not seen.
+pub const DEFAULT_TCP_SERVER_PORTS: &[u16] = &[
+    21, 22, 23, 25, 53, 79, 80, 81, 88, 102, 110, 111, 113, 135, 139, 143, 179, 389, 443, 445, 502,
+    513, 514, 563, 585, 587, 614, 631, 636, 989, 990, 992, 993, 994, 995, 1080, 1433, 1521, 1723,
+    1883, 2049, 2811, 3128, 3306, 3389, 5060, 5061, 5222, 5223, 5269, 5432, 5672, 6379, 6666, 6667,
+    6668, 6669, 8000, 8080, 8443, 8888, 9200, 11211, 20000, 27017, 44818,
+];
+
+/// Well-known UDP service ports (see [`DEFAULT_TCP_SERVER_PORTS`]). DHCP's client port 68
+/// is deliberately absent: a server's reply from 67 to 68 marks 67 as the server.
+pub const DEFAULT_UDP_SERVER_PORTS: &[u16] = &[
+    53, 67, 69, 88, 123, 137, 138, 161, 162, 389, 443, 500, 514, 1812, 1813, 1900, 2152, 3478,
+    4500, 4789, 5060, 5353, 5355, 6081, 11211, 20000, 44818, 47808,
+];
+
+impl Default for FlowTrackerConfig {
+    fn default() -> Self {
+        FlowTrackerConfig {
+            tcp_idle: Duration::from_secs(300),
+            tcp_attempt_idle: Duration::from_secs(30),
+            tcp_linger: Duration::from_secs(5),
+            udp_idle: Duration::from_secs(60),
+            other_idle: Duration::from_secs(30),
+            max_flows: 1 << 20,
+            hash_seed: 0x9e37_79b9_7f4a_7c15,
+            tcp_server_ports: DEFAULT_TCP_SERVER_PORTS,
+            udp_server_ports: DEFAULT_UDP_SERVER_PORTS,
+        }
+    }
+}
+
+impl FlowTrackerConfig {
+    /// Set the table cap.
+    pub fn with_max_flows(mut self, n: usize) -> Self {
+        self.max_flows = n;
+        self
+    }
+
+    /// Set the TCP (established), UDP and other idle timeouts.
+    pub fn with_idle(mut self, tcp: Duration, udp: Duration, other: Duration) -> Self {
+        self.tcp_idle = tcp;
+        self.udp_idle = udp;
+        self.other_idle = other;
+        self
+    }
+
+    /// Set the hash seed.
+    pub fn with_hash_seed(mut self, seed: u64) -> Self {
+        self.hash_seed = seed;
+        self
+    }
+
+    /// True when `port` is a well-known server port for `l4` (TCP and UDP only).
+    pub fn is_likely_server_port(&self, l4: L4Proto, port: u16) -> bool {
+        match l4 {
+            L4Proto::Tcp => self.tcp_server_ports.binary_search(&port).is_ok(),
+            L4Proto::Udp => self.udp_server_ports.binary_search(&port).is_ok(),
+            _ => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn port_lists_are_sorted_for_binary_search() {
+        assert!(DEFAULT_TCP_SERVER_PORTS.windows(2).all(|w| w[0] < w[1]));
+        assert!(DEFAULT_UDP_SERVER_PORTS.windows(2).all(|w| w[0] < w[1]));
+        let c = FlowTrackerConfig::default();
+        assert!(c.is_likely_server_port(L4Proto::Tcp, 443));
+        assert!(!c.is_likely_server_port(L4Proto::Tcp, 50000));
+        assert!(c.is_likely_server_port(L4Proto::Udp, 67));
+        assert!(!c.is_likely_server_port(L4Proto::Udp, 68));
+        assert!(!c.is_likely_server_port(L4Proto::Icmp, 8));
+    }
+}

@@ -1,0 +1,649 @@
+//! The flow tracker: packets in, flow lifecycle events out.
+//!
+//! [`FlowTracker`] keys each packet with a [`FlowExtractor`], finds or creates its flow
+//! with one hash lookup, updates the flow's counters, TCP endpoint states and Zeek
+//! history, and reports [`FlowEvent`]s to a caller-provided [`EventSink`].
+//!
+//! # Call order and time
+//!
+//! ```text
+//! new -> (handle_packet | advance)* -> finish
+//! ```
+//!
+//! Time comes only from packets: the tracker's clock is the largest timestamp seen (or
+//! passed to [`FlowTracker::advance`]). A packet older than the clock updates its own flow
+//! but never moves the clock back, and is counted in [`TrackerStats::late_packets`].
+//! Flows idle past their timeout end when the clock passes their deadline — on the next
+//! packet, on `advance` (for live capture, when no packets come), or at `finish`.
+//!
+//! # Cost
+//!
+//! One hash lookup per packet; expiry and eviction take the heads of a handful of
+//! intrusive lists ordered by last activity (one per timeout class), so they are O(1)
+//! per flow ended and nothing ever scans the table. The table and slab are sized from
+//! [`FlowTrackerConfig::max_flows`] up front: no allocation per packet in steady state
+//! (a counting-allocator test holds this).
+
+mod config;
+mod table;
+mod tcp;
+
+use core::fmt;
+use core::net::IpAddr;
+use core::time::Duration;
+
+pub use config::{FlowTrackerConfig, DEFAULT_TCP_SERVER_PORTS, DEFAULT_UDP_SERVER_PORTS};
+pub use tcp::EndpointState;
+
+use crate::event::{ConnState, EndReason, EventSink, FlowEvent, FlowSide, FlowStats, SideStats};
+use crate::extract::{Extracted, FlowExtractor, L4Proto, Orientation, Unmatched};
+use crate::packet::{PacketView, TcpFlags, Transport};
+use crate::time::Timestamp;
+use table::Table;
+use tcp::{HistoryRec, Segment, TcpEndpoint};
+
+/// Timeout classes, one intrusive list each.
+const CLASS_TCP: u8 = 0;
+const CLASS_TCP_ATTEMPT: u8 = 1;
+const CLASS_TCP_LINGER: u8 = 2;
+const CLASS_UDP: u8 = 3;
+const CLASS_OTHER: u8 = 4;
+
+/// A live flow's handle, valid until the next call that can end flows
+/// (`handle_packet`, `advance`, `finish`): slots are reused.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub struct FlowId(pub u32);
+
+/// What the tracker did with a packet.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Disposition {
+    /// The packet belongs to a flow.
+    Tracked {
+        /// The flow.
+        flow: FlowId,
+        /// Which side sent it.
+        side: FlowSide,
+        /// This packet created the flow.
+        created: bool,
+    },
+    /// The extractor could not key it.
+    Unmatched(Unmatched),
+}
+
+/// Unmatched packets by reason.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct UnmatchedCounts {
+    /// IP fragments without a transport header.
+    pub fragment: u64,
+    /// Malformed or truncated headers.
+    pub malformed: u64,
+    /// No link-layer addresses (MAC-keyed extractors).
+    pub no_mac_address: u64,
+    /// Not IP.
+    pub not_ip: u64,
+    /// Link types the decoder does not read.
+    pub unsupported_link_type: u64,
+}
+
+impl UnmatchedCounts {
+    /// All unmatched packets.
+    pub fn total(&self) -> u64 {
+        self.fragment
+            + self.malformed
+            + self.no_mac_address
+            + self.not_ip
+            + self.unsupported_link_type
+    }
+
+    fn count(&mut self, u: &Unmatched) {
+        match u {
+            Unmatched::Fragment => self.fragment += 1,
+            Unmatched::Malformed(_) => self.malformed += 1,
+            Unmatched::NoMacAddress => self.no_mac_address += 1,
+            Unmatched::NotIp { .. } => self.not_ip += 1,
+            Unmatched::UnsupportedLinkType(_) => self.unsupported_link_type += 1,
+            // A future reason is still counted once, as malformed.
+            #[allow(unreachable_patterns)]
+            _ => self.malformed += 1,
+        }
+    }
+}
+
+/// Flows ended, by reason.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct EndedCounts {
+    /// `EndReason::BufferOverflow`.
+    pub buffer_overflow: u64,
+    /// `EndReason::Evicted`.
+    pub evicted: u64,
+    /// `EndReason::Fin`.
+    pub fin: u64,
+    /// `EndReason::Idle`.
+    pub idle: u64,
+    /// `EndReason::Rst`.
+    pub rst: u64,
+}
+
+impl EndedCounts {
+    /// All ended flows.
+    pub fn total(&self) -> u64 {
+        self.buffer_overflow + self.evicted + self.fin + self.idle + self.rst
+    }
+
+    fn count(&mut self, r: EndReason) {
+        match r {
+            EndReason::BufferOverflow => self.buffer_overflow += 1,
+            EndReason::Evicted => self.evicted += 1,
+            EndReason::Fin => self.fin += 1,
+            EndReason::Idle => self.idle += 1,
+            EndReason::Rst => self.rst += 1,
+        }
+    }
+}
+
+/// Counters the tracker keeps about itself.
+///
+/// Invariants, checked by tests on every shared capture: `packets == tracked +
+/// unmatched.total() + dropped` (the packet ledger), and `flows_created ==
+/// flows_ended.total() + live flows`.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct TrackerStats {
+    /// Packets handed to `handle_packet`.
+    pub packets: u64,
+    /// Packets that belong to a flow.
+    pub tracked: u64,
+    /// Packets the extractor could not key, by reason.
+    pub unmatched: UnmatchedCounts,
+    /// Packets dropped by policy (reserved for reassembly policies; 0 here).
+    pub dropped: u64,
+    /// Flows created.
+    pub flows_created: u64,
+    /// Flows ended, by reason.
+    pub flows_ended: EndedCounts,
+    /// Packets older than the tracker clock when they arrived.
+    pub late_packets: u64,
+    /// TCP flows ended early because a new SYN reused their 5-tuple.
+    pub port_reuses: u64,
+    /// History letters dropped because a flow's history was full.
+    pub history_overflow: u64,
+}
+
+/// Counters for one side, as stored in the table.
+#[derive(Copy, Clone, Debug, Default)]
+struct Side {
+    packets: u64,
+    l2_bytes: u64,
+    ip_bytes: u64,
+    /// Payload bytes for non-TCP flows (TCP's come from its endpoint model).
+    payload: u64,
+    first: Timestamp,
+    last: Timestamp,
+    flags: u16,
+}
+
+/// One flow as stored in the table. Index 0 of the arrays is the initiator.
+#[derive(Debug)]
+struct Flow<S> {
+    l4: L4Proto,
+    initiator: Orientation,
+    established: bool,
+    sides: [Side; 2],
+    tcp: [TcpEndpoint; 2],
+    hist: HistoryRec,
+    // Invariant: `Some` while the flow is live; taken when it ends.
+    state: Option<S>,
+}
+
+impl<S> Flow<S> {
+    fn last_activity(&self) -> Timestamp {
+        self.sides[0].last.max(self.sides[1].last)
+    }
+
+    fn class(&self) -> u8 {
+        match self.l4 {
+            L4Proto::Tcp => {
+                use EndpointState::*;
+                let (o, r) = (self.tcp[0].state, self.tcp[1].state);
+                if o == Reset || r == Reset || (o == Closed && r == Closed) {
+                    CLASS_TCP_LINGER
+                } else if self.established
+                    || matches!(o, Partial | Established | Closed)
+                    || matches!(r, Partial | Established | Closed)
+                {
+                    CLASS_TCP
+                } else {
+                    CLASS_TCP_ATTEMPT
+                }
+            }
+            L4Proto::Udp => CLASS_UDP,
+            _ => CLASS_OTHER,
+        }
+    }
+
+    /// Why the flow ends if it ends now without outside cause.
+    fn natural_end(&self) -> EndReason {
+        use EndpointState::*;
+        if self.l4 == L4Proto::Tcp {
+            let (o, r) = (self.tcp[0].state, self.tcp[1].state);
+            if o == Reset || r == Reset {
+                return EndReason::Rst;
+            }
+            if o == Closed && r == Closed {
+                return EndReason::Fin;
+            }
+        }
+        EndReason::Idle
+    }
+
+    fn conn_state(&self) -> ConnState {
+        match self.l4 {
+            L4Proto::Tcp => tcp::conn_state(&self.tcp[0], &self.tcp[1], &self.hist.letters),
+            L4Proto::Udp => match (self.sides[0].packets > 0, self.sides[1].packets > 0) {
+                (true, true) => ConnState::Sf,
+                (true, false) => ConnState::S0,
+                (false, true) => ConnState::Shr,
+                (false, false) => ConnState::Oth,
+            },
+            _ => ConnState::Oth,
+        }
+    }
+
+    fn stats(&self) -> FlowStats {
+        let side = |i: usize| {
+            let (s, t) = (&self.sides[i], &self.tcp[i]);
+            SideStats {
+                packets: s.packets,
+                l2_bytes: s.l2_bytes,
+                ip_bytes: s.ip_bytes,
+                payload_bytes: if self.l4 == L4Proto::Tcp { t.payload_bytes() } else { s.payload },
+                first_ts: s.first,
+                last_ts: s.last,
+                tcp_flags: TcpFlags(s.flags),
+                retransmits: u64::from(t.retransmits),
+                ..SideStats::default()
+            }
+        };
+        FlowStats { initiator: side(0), responder: side(1) }
+    }
+}
+
+/// Creates a flow's user state from its key.
+type NewState<K, S> = Box<dyn FnMut(&K) -> S>;
+
+/// Tracks flows: see the [module docs](self) for the call order and the time rules.
+///
+/// `E` keys packets; `S` is per-flow user state, created when a flow starts (by
+/// `S::default()` or the closure given to [`FlowTracker::with_state`]) and handed back in
+/// [`FlowEvent::Ended`].
+pub struct FlowTracker<E: FlowExtractor, S = ()> {
+    extractor: E,
+    config: FlowTrackerConfig,
+    table: Table<E::Key, Flow<S>>,
+    new_state: NewState<E::Key, S>,
+    clock: Timestamp,
+    stats: TrackerStats,
+    timeouts: [Duration; table::CLASSES],
+}
+
+impl<E: FlowExtractor, S> fmt::Debug for FlowTracker<E, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FlowTracker")
+            .field("flows", &self.table.len())
+            .field("clock", &self.clock)
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<E: FlowExtractor, S: Default + 'static> FlowTracker<E, S> {
+    /// A tracker whose per-flow state starts as `S::default()`.
+    pub fn new(extractor: E, config: FlowTrackerConfig) -> Self {
+        Self::with_state(extractor, config, |_| S::default())
+    }
+}
+
+impl<E: FlowExtractor, S> FlowTracker<E, S> {
+    /// A tracker that creates each flow's state with `new_state(&key)`.
+    pub fn with_state(
+        extractor: E,
+        config: FlowTrackerConfig,
+        new_state: impl FnMut(&E::Key) -> S + 'static,
+    ) -> Self {
+        let mut timeouts = [Duration::ZERO; table::CLASSES];
+        timeouts[CLASS_TCP as usize] = config.tcp_idle;
+        timeouts[CLASS_TCP_ATTEMPT as usize] = config.tcp_attempt_idle;
+        timeouts[CLASS_TCP_LINGER as usize] = config.tcp_linger;
+        timeouts[CLASS_UDP as usize] = config.udp_idle;
+        timeouts[CLASS_OTHER as usize] = config.other_idle;
+        FlowTracker {
+            table: Table::new(config.max_flows, config.hash_seed),
+            extractor,
+            config,
+            new_state: Box::new(new_state),
+            clock: Timestamp::ZERO,
+            stats: TrackerStats::default(),
+            timeouts,
+        }
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &FlowTrackerConfig {
+        &self.config
+    }
+
+    /// Live flows (always `<= config().max_flows`).
+    pub fn flow_count(&self) -> usize {
+        self.table.len()
+    }
+
+    /// The tracker clock: the largest timestamp seen.
+    pub fn clock(&self) -> Timestamp {
+        self.clock
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> &TrackerStats {
+        &self.stats
+    }
+
+    /// Bytes the flow table has allocated (index and slab); divide by
+    /// `config().max_flows` for the per-flow cost at capacity.
+    pub fn memory_bytes(&self) -> usize {
+        self.table.allocated_bytes()
+    }
+
+    /// The user state of a live flow.
+    pub fn state(&self, id: FlowId) -> Option<&S> {
+        self.table.get(id.0)?.value.state.as_ref()
+    }
+
+    /// The user state of a live flow, mutably.
+    pub fn state_mut(&mut self, id: FlowId) -> Option<&mut S> {
+        self.table.get_mut(id.0)?.value.state.as_mut()
+    }
+
+    /// The statistics of a live flow so far.
+    pub fn flow_stats(&self, id: FlowId) -> Option<FlowStats> {
+        let slot = self.table.get(id.0)?;
+        slot.value.state.as_ref()?;
+        Some(slot.value.stats())
+    }
+
+    /// When the next flow would time out if no packet came first.
+    pub fn poll_timeout(&self) -> Option<Timestamp> {
+        (0..table::CLASSES).filter_map(|c| self.table.head(c).map(|id| self.deadline(id, c))).min()
+    }
+
+    /// Process one packet. Never fails: a packet that cannot be keyed is counted and
+    /// reported as [`Disposition::Unmatched`].
+    pub fn handle_packet(
+        &mut self,
+        packet: &PacketView<'_>,
+        sink: &mut impl EventSink<E::Key, S>,
+    ) -> Disposition {
+        self.stats.packets += 1;
+        let ex = match self.extractor.extract(packet) {
+            Ok(ex) => ex,
+            Err(u) => {
+                self.stats.unmatched.count(&u);
+                return Disposition::Unmatched(u);
+            }
+        };
+        self.stats.tracked += 1;
+        let ts = packet.ts;
+        if ts < self.clock {
+            self.stats.late_packets += 1;
+        } else {
+            self.clock = ts;
+        }
+        self.expire(sink);
+
+        let (id, created) = match self.table.find(&ex.key) {
+            Some(id) if self.is_reuse(id, &ex) => {
+                self.stats.port_reuses += 1;
+                let reason = self.table.get(id).map_or(EndReason::Idle, |s| s.value.natural_end());
+                self.end(id, reason, sink);
+                (self.create(&ex, ts, sink), true)
+            }
+            Some(id) => (id, false),
+            None => (self.create(&ex, ts, sink), true),
+        };
+        let side = self.update(id, &ex, ts, sink);
+        Disposition::Tracked { flow: FlowId(id), side, created }
+    }
+
+    /// Move the clock to `now` (if later) and end the flows that timed out. For live
+    /// capture, call this about once a second so idle flows end when traffic stops.
+    pub fn advance(&mut self, now: Timestamp, sink: &mut impl EventSink<E::Key, S>) {
+        if now > self.clock {
+            self.clock = now;
+        }
+        self.expire(sink);
+    }
+
+    /// End every live flow (input is over): closed TCP flows with `Fin` or `Rst`, all
+    /// others with `Idle`, least recently active first.
+    pub fn finish(&mut self, sink: &mut impl EventSink<E::Key, S>) {
+        while let Some(id) = self.least_recent() {
+            let reason = self.table.get(id).map_or(EndReason::Idle, |s| s.value.natural_end());
+            self.end(id, reason, sink);
+        }
+    }
+
+    fn deadline(&self, id: u32, class: usize) -> Timestamp {
+        let last = self.table.get(id).map_or(Timestamp::ZERO, |s| s.value.last_activity());
+        last.saturating_add(self.timeouts.get(class).copied().unwrap_or(Duration::ZERO))
+    }
+
+    /// End the flows whose deadline the clock has passed.
+    fn expire(&mut self, sink: &mut impl EventSink<E::Key, S>) {
+        for class in 0..table::CLASSES {
+            while let Some(id) = self.table.head(class) {
+                if self.deadline(id, class) >= self.clock {
+                    break;
+                }
+                let reason = self.table.get(id).map_or(EndReason::Idle, |s| s.value.natural_end());
+                self.end(id, reason, sink);
+            }
+        }
+    }
+
+    /// The least recently active live flow.
+    fn least_recent(&self) -> Option<u32> {
+        (0..table::CLASSES).filter_map(|c| self.table.head(c)).min_by_key(|&id| {
+            self.table.get(id).map_or(Timestamp::ZERO, |s| s.value.last_activity())
+        })
+    }
+
+    /// A SYN with a new ISN on a TCP flow one of whose sides has closed or reset starts
+    /// a new connection on the same 5-tuple.
+    fn is_reuse(&self, id: u32, ex: &Extracted<E::Key>) -> bool {
+        let (Some(slot), Some(t)) = (self.table.get(id), ex.headers.tcp()) else { return false };
+        let flow = &slot.value;
+        if flow.l4 != L4Proto::Tcp || !t.flags.syn() || t.flags.rst() {
+            return false;
+        }
+        use EndpointState::*;
+        let closing = flow.tcp.iter().any(|e| matches!(e.state, Closed | Reset));
+        if !closing {
+            return false;
+        }
+        // The side whose SYN this would be: the sender for a SYN, its peer's start for a
+        // SYN-ACK only when that side never sent anything (a half connection).
+        let sender = usize::from(ex.orientation != flow.initiator);
+        let ep = &flow.tcp[sender];
+        if t.flags.ack() && flow.tcp[0].state != Inactive {
+            return false;
+        }
+        ep.state == Inactive || !ep.same_start(t.seq)
+    }
+
+    fn create(
+        &mut self,
+        ex: &Extracted<E::Key>,
+        ts: Timestamp,
+        sink: &mut impl EventSink<E::Key, S>,
+    ) -> u32 {
+        if self.table.is_full() {
+            if let Some(victim) = self.least_recent() {
+                self.end(victim, EndReason::Evicted, sink);
+            }
+        }
+        let l4 = ex.l4();
+        let flip = self.flip_roles(ex, l4);
+        let initiator = if flip { ex.orientation.flip() } else { ex.orientation };
+        let mut hist = HistoryRec::default();
+        if flip {
+            hist.add_raw(b'^');
+        }
+        let flow = Flow {
+            l4,
+            initiator,
+            established: false,
+            sides: [Side::default(); 2],
+            tcp: [TcpEndpoint::default(); 2],
+            hist,
+            state: Some((self.new_state)(&ex.key)),
+        };
+        let class = flow.class();
+        // Room was made above (the table holds at least one flow), so the insert cannot
+        // fail; if it did, `update` finds no slot at NIL and the packet is only counted.
+        let Some(id) = self.table.insert(ex.key, flow, class) else { return table::NIL };
+        self.stats.flows_created += 1;
+        sink.event(FlowEvent::Started {
+            key: ex.key,
+            initiator,
+            orientation: ex.orientation,
+            l4,
+            ts,
+        });
+        id
+    }
+
+    /// Zeek's heuristics for who started a flow whose first packet we see: a SYN-ACK comes
+    /// from the responder; without a SYN, a well-known server port marks the responder;
+    /// UDP from a server port to a client port (not broadcast or multicast) is a reply.
+    fn flip_roles(&self, ex: &Extracted<E::Key>, l4: L4Proto) -> bool {
+        let Some((sport, dport)) = ex.headers.ports() else { return false };
+        let server = |p| self.config.is_likely_server_port(l4, p);
+        match ex.headers.transport {
+            Transport::Tcp(t) if t.flags.syn() => t.flags.ack(),
+            // Both plausible: favour the lower port as the server.
+            Transport::Tcp(_) => server(sport) && (!server(dport) || sport < dport),
+            Transport::Udp(_) => {
+                let to_group = ex.headers.ip.is_some_and(|ip| is_group_address(ip.dst));
+                server(sport) && !server(dport) && !to_group
+            }
+            _ => false,
+        }
+    }
+
+    /// Account one packet to its flow; returns the side that sent it.
+    fn update(
+        &mut self,
+        id: u32,
+        ex: &Extracted<E::Key>,
+        ts: Timestamp,
+        sink: &mut impl EventSink<E::Key, S>,
+    ) -> FlowSide {
+        let Some(slot) = self.table.get_mut(id) else { return FlowSide::Initiator };
+        let flow = &mut slot.value;
+        let i = usize::from(ex.orientation != flow.initiator);
+        let h = &ex.headers;
+        let s = &mut flow.sides[i];
+        if s.packets == 0 {
+            s.first = ts;
+            s.last = ts;
+        } else {
+            s.first = s.first.min(ts);
+            s.last = s.last.max(ts);
+        }
+        s.packets += 1;
+        s.l2_bytes += u64::from(h.frame_len);
+        s.ip_bytes += h.ip.map_or(0, |ip| u64::from(ip.ip_len));
+        match h.transport {
+            Transport::Tcp(t) => {
+                s.flags |= t.flags.0;
+                let seg = Segment {
+                    seq: t.seq,
+                    ack: t.ack,
+                    flags: t.flags,
+                    window: t.window,
+                    len: h.payload_wire_len,
+                };
+                let [a, b] = &mut flow.tcp;
+                let (ep, peer) = if i == 0 { (a, b) } else { (b, a) };
+                tcp::on_segment(ep, peer, i == 0, seg, &mut flow.hist);
+            }
+            Transport::Udp(_) => {
+                s.payload += u64::from(h.payload_wire_len);
+                if h.payload_wire_len > 0 {
+                    flow.hist.check(i == 0, tcp::hist::DATA, b'D');
+                }
+            }
+            _ => s.payload += u64::from(h.payload_wire_len),
+        }
+        let newly_established = !flow.established && both_sides_engaged(flow);
+        if newly_established {
+            flow.established = true;
+        }
+        let class = flow.class();
+        let key = slot.key;
+        self.table.touch(id, class);
+        if newly_established {
+            sink.event(FlowEvent::Established { key, ts });
+        }
+        if i == 0 {
+            FlowSide::Initiator
+        } else {
+            FlowSide::Responder
+        }
+    }
+
+    /// End a live flow: free its slot, then report it.
+    fn end(&mut self, id: u32, reason: EndReason, sink: &mut impl EventSink<E::Key, S>) {
+        let Some(slot) = self.table.get_mut(id) else { return };
+        let Some(state) = slot.value.state.take() else { return };
+        let flow = &slot.value;
+        let key = slot.key;
+        let event = FlowEvent::Ended {
+            key,
+            reason,
+            l4: flow.l4,
+            initiator: flow.initiator,
+            stats: flow.stats(),
+            conn_state: flow.conn_state(),
+            history: flow.hist.letters,
+            ts: self.clock,
+            state,
+        };
+        self.stats.history_overflow += u64::from(flow.hist.overflow);
+        self.table.remove(id);
+        self.stats.flows_ended.count(reason);
+        sink.event(event);
+    }
+}
+
+/// True once both sides have taken part: TCP past the handshake or picked up
+/// mid-stream on both sides; anything else once both sides sent.
+fn both_sides_engaged<S>(flow: &Flow<S>) -> bool {
+    match flow.l4 {
+        L4Proto::Tcp => {
+            use EndpointState::*;
+            flow.tcp.iter().all(|e| matches!(e.state, Partial | Established))
+        }
+        _ => flow.sides.iter().all(|s| s.packets > 0),
+    }
+}
+
+/// Broadcast or multicast destinations never answer as a server would.
+fn is_group_address(a: IpAddr) -> bool {
+    match a {
+        IpAddr::V4(v4) => v4.is_broadcast() || v4.is_multicast() || v4.octets()[3] == 255,
+        IpAddr::V6(v6) => v6.is_multicast(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

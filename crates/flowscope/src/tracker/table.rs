@@ -1,0 +1,297 @@
+//! The flow table: one hash lookup per packet, flow entries in a slab addressed by `u32`
+//! ids, and intrusive doubly linked lists ordered by last activity, one per timeout
+//! class.
+//!
+//! Invariants:
+//! - every live slot is in exactly one list and in the hash index; free slots are in
+//!   neither and their ids are on `free`;
+//! - within a list, slots are in the order they were last touched, oldest at the head;
+//!   all slots of a list share one timeout, so the head is always the next to expire and
+//!   the oldest of all heads is the least recently active flow;
+//! - `len() <= capacity`, and nothing allocates once `capacity` slots exist (the index
+//!   and the slab are sized up front).
+
+use core::hash::{BuildHasher, Hash};
+
+use foldhash::fast::FixedState;
+use hashbrown::HashTable;
+
+/// "No slot" in the intrusive links.
+pub(crate) const NIL: u32 = u32::MAX;
+
+/// How many timeout classes (lists) there are.
+pub(crate) const CLASSES: usize = 5;
+
+#[derive(Debug)]
+pub(crate) struct Slot<K, V> {
+    pub(crate) key: K,
+    pub(crate) value: V,
+    prev: u32,
+    next: u32,
+    class: u8,
+}
+
+#[derive(Copy, Clone, Debug)]
+struct List {
+    head: u32,
+    tail: u32,
+}
+
+const EMPTY: List = List { head: NIL, tail: NIL };
+
+/// Slab + hash index + LRU lists.
+#[derive(Debug)]
+pub(crate) struct Table<K, V> {
+    index: HashTable<u32>,
+    hasher: FixedState,
+    slots: Vec<Slot<K, V>>,
+    free: Vec<u32>,
+    lists: [List; CLASSES],
+    len: usize,
+    capacity: usize,
+}
+
+impl<K: Copy + Eq + Hash, V> Table<K, V> {
+    /// A table for at most `capacity` live entries (at least 1; at most `u32::MAX - 1`).
+    pub(crate) fn new(capacity: usize, seed: u64) -> Self {
+        let capacity = capacity.clamp(1, (NIL - 1) as usize);
+        Table {
+            index: HashTable::with_capacity(capacity),
+            hasher: FixedState::with_seed(seed),
+            slots: Vec::with_capacity(capacity),
+            free: Vec::with_capacity(capacity),
+            lists: [EMPTY; CLASSES],
+            len: 0,
+            capacity,
+        }
+    }
+
+    #[inline]
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    #[inline]
+    pub(crate) fn is_full(&self) -> bool {
+        self.len >= self.capacity
+    }
+
+    /// Bytes the table has allocated (index, slab, free list).
+    pub(crate) fn allocated_bytes(&self) -> usize {
+        // hashbrown: one u32 plus one control byte per bucket, buckets a power of two
+        // at 7/8 load.
+        let buckets = self.index.capacity().saturating_mul(8) / 7;
+        let buckets = buckets.next_power_of_two();
+        buckets * (core::mem::size_of::<u32>() + 1)
+            + self.slots.capacity() * core::mem::size_of::<Slot<K, V>>()
+            + self.free.capacity() * core::mem::size_of::<u32>()
+    }
+
+    #[inline]
+    fn hash(&self, key: &K) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    /// The live slot holding `key`.
+    #[inline]
+    pub(crate) fn find(&self, key: &K) -> Option<u32> {
+        let hash = self.hash(key);
+        let slots = &self.slots;
+        self.index.find(hash, |&id| slots.get(id as usize).is_some_and(|s| s.key == *key)).copied()
+    }
+
+    #[inline]
+    pub(crate) fn get(&self, id: u32) -> Option<&Slot<K, V>> {
+        self.slots.get(id as usize)
+    }
+
+    #[inline]
+    pub(crate) fn get_mut(&mut self, id: u32) -> Option<&mut Slot<K, V>> {
+        self.slots.get_mut(id as usize)
+    }
+
+    /// Insert a new entry at the tail of `class`. The caller makes room first: returns
+    /// `None` (and inserts nothing) when the table is full.
+    pub(crate) fn insert(&mut self, key: K, value: V, class: u8) -> Option<u32> {
+        if self.is_full() {
+            return None;
+        }
+        let hash = self.hash(&key);
+        let slot = Slot { key, value, prev: NIL, next: NIL, class };
+        let id = match self.free.pop() {
+            Some(id) => {
+                if let Some(s) = self.slots.get_mut(id as usize) {
+                    *s = slot;
+                }
+                id
+            }
+            None => {
+                self.slots.push(slot);
+                (self.slots.len() - 1) as u32
+            }
+        };
+        let (slots, hasher) = (&self.slots, &self.hasher);
+        self.index.insert_unique(hash, id, |&other| {
+            slots.get(other as usize).map_or(0, |s| hasher.hash_one(s.key))
+        });
+        self.link_tail(id, class);
+        self.len += 1;
+        Some(id)
+    }
+
+    /// Remove a live entry; its slot becomes free (its value stays until reused).
+    pub(crate) fn remove(&mut self, id: u32) {
+        let Some(slot) = self.slots.get(id as usize) else { return };
+        let hash = self.hash(&slot.key);
+        if let Ok(entry) = self.index.find_entry(hash, |&x| x == id) {
+            entry.remove();
+            self.unlink(id);
+            self.free.push(id);
+            self.len -= 1;
+        }
+    }
+
+    /// Move a live entry to the tail of `class` (it was just active).
+    #[inline]
+    pub(crate) fn touch(&mut self, id: u32, class: u8) {
+        self.unlink(id);
+        self.link_tail(id, class);
+    }
+
+    /// The least recently touched entry of `class`.
+    #[inline]
+    pub(crate) fn head(&self, class: usize) -> Option<u32> {
+        let h = self.lists.get(class)?.head;
+        (h != NIL).then_some(h)
+    }
+
+    fn link_tail(&mut self, id: u32, class: u8) {
+        let Some(list) = self.lists.get_mut(usize::from(class)) else { return };
+        let old_tail = list.tail;
+        list.tail = id;
+        if old_tail == NIL {
+            list.head = id;
+        }
+        if let Some(s) = self.slots.get_mut(old_tail as usize) {
+            s.next = id;
+        }
+        if let Some(s) = self.slots.get_mut(id as usize) {
+            s.prev = old_tail;
+            s.next = NIL;
+            s.class = class;
+        }
+    }
+
+    fn unlink(&mut self, id: u32) {
+        let Some(s) = self.slots.get(id as usize) else { return };
+        let (prev, next, class) = (s.prev, s.next, usize::from(s.class));
+        match self.slots.get_mut(prev as usize) {
+            Some(p) => p.next = next,
+            None => {
+                if let Some(l) = self.lists.get_mut(class) {
+                    l.head = next;
+                }
+            }
+        }
+        match self.slots.get_mut(next as usize) {
+            Some(n) => n.prev = prev,
+            None => {
+                if let Some(l) = self.lists.get_mut(class) {
+                    l.tail = prev;
+                }
+            }
+        }
+        if let Some(s) = self.slots.get_mut(id as usize) {
+            s.prev = NIL;
+            s.next = NIL;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn walk(t: &Table<u64, u64>, class: usize) -> Vec<u32> {
+        let mut out = Vec::new();
+        let mut cur = t.lists[class].head;
+        while cur != NIL {
+            out.push(cur);
+            cur = t.slots[cur as usize].next;
+        }
+        out
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Insert(u64, u8),
+        Remove(u64),
+        Touch(u64, u8),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            (0u64..64, 0u8..5).prop_map(|(k, c)| Op::Insert(k, c)),
+            (0u64..64).prop_map(Op::Remove),
+            (0u64..64, 0u8..5).prop_map(|(k, c)| Op::Touch(k, c)),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 500, rng_seed: proptest::test_runner::RngSeed::Fixed(7), ..ProptestConfig::default() })]
+
+        /// The table against a HashMap model plus per-class order vectors.
+        #[test]
+        fn matches_a_hashmap_model(ops in proptest::collection::vec(op(), 1..300)) {
+            let mut t: Table<u64, u64> = Table::new(32, 1);
+            let mut model: HashMap<u64, (u64, u8)> = HashMap::new();
+            let mut order: Vec<Vec<u64>> = vec![Vec::new(); CLASSES];
+            for op in ops {
+                match op {
+                    Op::Insert(k, c) => {
+                        if model.contains_key(&k) { continue; }
+                        let r = t.insert(k, k * 10, c);
+                        if model.len() >= 32 {
+                            prop_assert!(r.is_none());
+                        } else {
+                            prop_assert!(r.is_some());
+                            model.insert(k, (k * 10, c));
+                            order[c as usize].push(k);
+                        }
+                    }
+                    Op::Remove(k) => {
+                        if let Some((_, c)) = model.remove(&k) {
+                            let id = t.find(&k).unwrap();
+                            t.remove(id);
+                            order[c as usize].retain(|&x| x != k);
+                        }
+                        prop_assert!(t.find(&k).is_none());
+                    }
+                    Op::Touch(k, c) => {
+                        if let Some(entry) = model.get_mut(&k) {
+                            let id = t.find(&k).unwrap();
+                            t.touch(id, c);
+                            order[entry.1 as usize].retain(|&x| x != k);
+                            entry.1 = c;
+                            order[c as usize].push(k);
+                        }
+                    }
+                }
+                prop_assert_eq!(t.len(), model.len());
+                prop_assert!(t.len() <= 32);
+                for (k, (v, _)) in &model {
+                    let id = t.find(k).unwrap();
+                    prop_assert_eq!(t.get(id).unwrap().value, *v);
+                }
+                for (c, expected) in order.iter().enumerate() {
+                    let keys: Vec<u64> = walk(&t, c).iter().map(|&id| t.slots[id as usize].key).collect();
+                    prop_assert_eq!(&keys, expected);
+                }
+            }
+        }
+    }
+}

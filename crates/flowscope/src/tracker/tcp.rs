@@ -1,0 +1,467 @@
+//! The passive TCP endpoint model, Zeek-compatible.
+//!
+//! # Read first
+//!
+//! - A passive observer cannot know either endpoint's real RFC 9293 state; it sees
+//!   segments, possibly lost, duplicated or reordered, and must never reject one. So each
+//!   endpoint gets the coarse state Zeek's TCP analyzer keeps ([`EndpointState`]), and
+//!   Zeek's `conn_state` is computed from the pair ([`conn_state`]). Matching Zeek here is
+//!   the point: users compare our records with Zeek's line by line.
+//! - Sequence numbers are kept relative to each endpoint's start (its ISN, or the first
+//!   sequence number seen minus one when the SYN was missed, as if there had been one) and
+//!   unwrapped to 64 bits, so flows over 4 GiB count right.
+//! - Payload bytes follow Zeek's `orig_bytes`: the sequence space covered, from the
+//!   highest sequence number the endpoint sent or the peer acknowledged, minus the SYN and
+//!   FIN octets. Retransmissions do not count twice; data acknowledged but never captured
+//!   does count (reassembly reports it as missed bytes).
+//! - Odd segments (SYN+FIN, SYN+RST, data before the handshake, a SYN-ACK first) are
+//!   recorded in the history and never rejected.
+
+use crate::event::{ConnState, History, HISTORY_CAP};
+use crate::packet::TcpFlags;
+
+/// Sequence jumps beyond this on SYN or RST segments are not trusted (Zeek's value).
+const TOO_LARGE_SEQ_DELTA: i64 = 1 << 20;
+
+/// Zeek's coarse TCP endpoint state.
+///
+/// Ordered as a connection normally moves through them.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum EndpointState {
+    /// Nothing seen from this endpoint yet.
+    #[default]
+    Inactive,
+    /// Sent a SYN.
+    SynSent,
+    /// Sent a SYN-ACK without the handshake completing.
+    SynAckSent,
+    /// Seen mid-stream, with no SYN.
+    Partial,
+    /// Handshake seen.
+    Established,
+    /// Sent a FIN.
+    Closed,
+    /// Sent a RST.
+    Reset,
+}
+
+/// Bits of the per-connection "already recorded" mask, one set per side (Zeek's
+/// `HIST_*`); the responder's are shifted left by 16.
+pub(crate) mod hist {
+    pub(super) const SYN: u32 = 1 << 0;
+    pub(super) const FIN: u32 = 1 << 1;
+    pub(super) const RST: u32 = 1 << 2;
+    pub(super) const FIN_RST: u32 = 1 << 3;
+    pub(crate) const DATA: u32 = 1 << 4;
+    pub(super) const ACK: u32 = 1 << 5;
+    pub(super) const MULTI_FLAG: u32 = 1 << 6;
+}
+
+/// History recording for one flow: the letters and which ones were already recorded.
+#[derive(Copy, Clone, Debug, Default)]
+pub(crate) struct HistoryRec {
+    pub(crate) letters: History,
+    seen: u32,
+    /// Letters dropped because `letters` was full.
+    pub(crate) overflow: u8,
+}
+
+impl HistoryRec {
+    /// Record `code` (upper case) for a side unless that side already has `mask`.
+    /// Returns true when the side had it already (Zeek's `CheckHistory`).
+    #[inline]
+    pub(crate) fn check(&mut self, initiator: bool, mask: u32, code: u8) -> bool {
+        let mask = if initiator { mask } else { mask << 16 };
+        if self.seen & mask == 0 {
+            self.seen |= mask;
+            self.add(initiator, code);
+            false
+        } else {
+            true
+        }
+    }
+
+    /// Append `code` (upper case for the initiator, lower case for the responder).
+    #[inline]
+    pub(crate) fn add(&mut self, initiator: bool, code: u8) {
+        let c = if initiator { code } else { code.to_ascii_lowercase() };
+        if !self.letters.push(c) {
+            self.overflow = self.overflow.saturating_add(1);
+        }
+    }
+
+    /// Append a letter that is not tied to a side (`^`).
+    pub(crate) fn add_raw(&mut self, c: u8) {
+        if !self.letters.push(c) {
+            self.overflow = self.overflow.saturating_add(1);
+        }
+    }
+
+    /// Record a logarithmically scaled letter: at the 1st, 10th, 100th, ... occurrence.
+    #[inline]
+    pub(crate) fn scaled(&mut self, initiator: bool, count: u32, code: u8) {
+        if is_power_of_ten(count) {
+            self.add(initiator, code);
+        }
+    }
+}
+
+const _: () = assert!(HISTORY_CAP >= 16);
+
+#[inline]
+fn is_power_of_ten(mut n: u32) -> bool {
+    if n == 0 {
+        return false;
+    }
+    while n % 10 == 0 {
+        n /= 10;
+    }
+    n == 1
+}
+
+/// What the tracker keeps per TCP endpoint.
+#[derive(Copy, Clone, Debug, Default)]
+pub(crate) struct TcpEndpoint {
+    pub(crate) state: EndpointState,
+    /// ISN (or first sequence number - 1 when picked up mid-stream).
+    start: u32,
+    /// One past the highest sequence number sent, relative to `start`, unwrapped.
+    last_rel: u64,
+    /// Highest acknowledgment the peer sent for this endpoint's data, relative, unwrapped.
+    ack_rel: u64,
+    hist_last_syn: u32,
+    hist_last_fin: u32,
+    hist_last_rst: u32,
+    /// Zero-window advertisements (for the scaled `W`).
+    zero_windows: u32,
+    /// Segments with payload wholly at or below `last_rel`.
+    pub(crate) retransmits: u32,
+    fin_seen: bool,
+}
+
+impl TcpEndpoint {
+    /// Zeek's payload size for this endpoint.
+    pub(crate) fn payload_bytes(&self) -> u64 {
+        if self.state == EndpointState::Inactive {
+            return 0;
+        }
+        // Less the SYN octet (real or assumed) and the FIN octet.
+        let size = self.last_rel.max(self.ack_rel).saturating_sub(1);
+        if self.fin_seen {
+            size.saturating_sub(1)
+        } else {
+            size
+        }
+    }
+
+    /// True when `seq` is this endpoint's initial sequence number (a retransmitted SYN).
+    pub(crate) fn same_start(&self, seq: u32) -> bool {
+        seq == self.start
+    }
+
+    /// `seq` relative to this endpoint's start, unwrapped near `reference`.
+    #[inline]
+    fn rel(&self, seq: u32, reference: u64) -> u64 {
+        unwrap_near(seq.wrapping_sub(self.start), reference)
+    }
+}
+
+/// The 64-bit value whose low 32 bits are `low` and that is closest to `reference`
+/// (never below zero).
+#[inline]
+fn unwrap_near(low: u32, reference: u64) -> u64 {
+    let base = reference & !0xffff_ffff;
+    let cand = base | u64::from(low);
+    if cand > reference && cand - reference > 1 << 31 && cand >= 1 << 32 {
+        cand - (1 << 32)
+    } else if cand < reference && reference - cand > 1 << 31 {
+        cand + (1 << 32)
+    } else {
+        cand
+    }
+}
+
+/// One TCP segment, as the state machine needs it.
+#[derive(Copy, Clone, Debug)]
+pub(crate) struct Segment {
+    pub(crate) seq: u32,
+    pub(crate) ack: u32,
+    pub(crate) flags: TcpFlags,
+    pub(crate) window: u16,
+    /// Payload length on the wire.
+    pub(crate) len: u32,
+}
+
+/// Feed one segment from `ep` (the initiator when `initiator`) with `peer` its peer.
+/// Updates both endpoints and the history, following Zeek's order: endpoint
+/// initialisation, history, window, sequence tracking, acknowledgment, state machine.
+pub(crate) fn on_segment(
+    ep: &mut TcpEndpoint,
+    peer: &mut TcpEndpoint,
+    initiator: bool,
+    seg: Segment,
+    hist: &mut HistoryRec,
+) {
+    let f = seg.flags;
+    let seg_len = u64::from(seg.len) + u64::from(f.syn()) + u64::from(f.fin());
+
+    // 1. Endpoint initialisation.
+    match ep.state {
+        EndpointState::Inactive => {
+            if f.syn() {
+                ep.start = seg.seq;
+                ep.last_rel = seg_len;
+            } else {
+                // Picked up mid-stream: number as though a SYN had been seen.
+                ep.start = seg.seq.wrapping_sub(1);
+                ep.last_rel = 1;
+            }
+            ep.ack_rel = 0;
+        }
+        EndpointState::SynSent | EndpointState::SynAckSent if f.syn() && seg.seq != ep.start => {
+            // A SYN with a new ISN before the handshake completed (SYN_seq_jump).
+            ep.start = seg.seq;
+            ep.ack_rel = 0;
+            ep.last_rel = seg_len;
+        }
+        _ => {}
+    }
+    let rel_seq = ep.rel(seg.seq, ep.last_rel);
+
+    // 2. History (Zeek's update_history).
+    let bits = u8::from(f.syn()) + u8::from(f.fin()) + u8::from(f.rst());
+    if bits > 1 {
+        if f.fin() && f.rst() {
+            hist.check(initiator, hist::FIN_RST, b'I');
+        } else {
+            hist.check(initiator, hist::MULTI_FLAG, b'Q');
+        }
+    } else if bits == 1 {
+        if f.syn() {
+            let code = if f.ack() { b'H' } else { b'S' };
+            if hist.check(initiator, hist::SYN, code) && rel_seq as u32 != ep.hist_last_syn {
+                hist.add(initiator, code);
+            }
+            ep.hist_last_syn = rel_seq as u32;
+        }
+        if f.fin() {
+            let fin_at = (rel_seq + u64::from(seg.len)) as u32;
+            if hist.check(initiator, hist::FIN, b'F') && fin_at != ep.hist_last_fin {
+                hist.add(initiator, b'F');
+            }
+            ep.hist_last_fin = fin_at;
+        }
+        if f.rst() {
+            if hist.check(initiator, hist::RST, b'R') && rel_seq as u32 != ep.hist_last_rst {
+                hist.add(initiator, b'R');
+            }
+            ep.hist_last_rst = rel_seq as u32;
+        }
+    } else if seg.len > 0 {
+        hist.check(initiator, hist::DATA, b'D');
+    } else if f.ack() {
+        hist.check(initiator, hist::ACK, b'A');
+    }
+
+    // 3. Zero windows, except on or after a RST, or once the peer has closed (no window
+    //    matters then).
+    if seg.window == 0
+        && !f.rst()
+        && peer.state != EndpointState::Closed
+        && ep.state != EndpointState::Reset
+    {
+        ep.zero_windows = ep.zero_windows.saturating_add(1);
+        hist.scaled(initiator, ep.zero_windows, b'W');
+    }
+
+    // 4. Sequence tracking (Zeek's update_last_seq).
+    let new_last = rel_seq + seg_len;
+    let delta = new_last as i64 - ep.last_rel as i64;
+    if (f.syn() || f.rst()) && !(-TOO_LARGE_SEQ_DELTA..=TOO_LARGE_SEQ_DELTA).contains(&delta) {
+        // An outlandish SYN or RST sequence number is not trusted.
+    } else if f.fin() && ep.last_rel == 1 {
+        // Only the SYN seen so far: trust the FIN even backwards (huge transfers).
+        ep.last_rel = new_last;
+    } else if ep.state == EndpointState::Reset {
+        // Nothing after a RST is trusted.
+    } else if delta > 0 {
+        ep.last_rel = new_last;
+    } else if seg.len > 0 {
+        ep.retransmits = ep.retransmits.saturating_add(1);
+    }
+    if f.fin() {
+        ep.fin_seen = true;
+    }
+
+    // 5. Acknowledgment of the peer's data.
+    if f.ack() && peer.state != EndpointState::Inactive {
+        let ack_rel = peer.rel(seg.ack, peer.ack_rel.max(peer.last_rel));
+        let delta = ack_rel as i64 - peer.ack_rel as i64;
+        // An ack of 0 that jumps far is more likely broken than a wrap landing on 0.
+        if !(seg.ack == 0 && delta > TOO_LARGE_SEQ_DELTA) && delta > 0 {
+            peer.ack_rel = ack_rel;
+        }
+    }
+
+    // 6. State machine.
+    update_state(ep, peer, initiator, f, seg.len);
+}
+
+/// Zeek's endpoint state transitions for one segment from `ep`.
+fn update_state(
+    ep: &mut TcpEndpoint,
+    peer: &mut TcpEndpoint,
+    initiator: bool,
+    f: TcpFlags,
+    len: u32,
+) {
+    use EndpointState::*;
+    match ep.state {
+        Inactive => {
+            if f.syn() {
+                if initiator {
+                    ep.state = if f.ack() { SynAckSent } else { SynSent };
+                } else {
+                    // The responder's SYN (normally a SYN-ACK): the handshake is seen
+                    // from its side. A SYN without ACK here is a simultaneous open.
+                    if peer.state == SynSent {
+                        peer.state = Established;
+                    }
+                    ep.state = Established;
+                }
+            }
+            if f.fin() {
+                ep.state = Closed;
+            }
+            if f.rst() {
+                ep.state = Reset;
+            }
+            if ep.state == Inactive {
+                // No control flags: data or a bare ACK. Some stacks ACK a SYN before
+                // answering it; that alone does not make a partial connection.
+                let early_ack = !initiator && len == 0 && peer.state == SynSent;
+                if !early_ack {
+                    ep.state = Partial;
+                }
+            }
+        }
+        SynSent | SynAckSent => {
+            if f.fin() {
+                ep.state = Closed;
+            }
+            if f.rst() {
+                ep.state = Reset;
+            }
+        }
+        Partial | Established => {
+            if f.fin() && !f.rst() {
+                ep.state = Closed;
+            }
+            if f.rst() {
+                ep.state = Reset;
+            }
+        }
+        Closed => {
+            if f.rst() {
+                ep.state = Reset;
+            }
+        }
+        Reset => {}
+    }
+}
+
+/// Zeek's `conn_state` for TCP, from the originator (`o`) and responder (`r`) endpoints
+/// and the history so far.
+pub(crate) fn conn_state(o: &TcpEndpoint, r: &TcpEndpoint, history: &History) -> ConnState {
+    use EndpointState::*;
+    let (os, rs) = (o.state, r.state);
+    let o_inactive = matches!(os, Inactive | Partial);
+    let r_inactive = matches!(rs, Inactive | Partial);
+    if rs == Reset {
+        if matches!(os, SynSent | SynAckSent)
+            || (os == Reset && o.payload_bytes() == 0 && r.payload_bytes() == 0)
+        {
+            ConnState::Rej
+        } else if o_inactive {
+            ConnState::Rstrh
+        } else {
+            ConnState::Rstr
+        }
+    } else if os == Reset {
+        if r_inactive {
+            if syn_then_reset(history.as_str()) {
+                ConnState::Rstos0
+            } else {
+                ConnState::Oth
+            }
+        } else {
+            ConnState::Rsto
+        }
+    } else if rs == Closed && os == Closed {
+        ConnState::Sf
+    } else if os == Closed {
+        if r_inactive {
+            ConnState::Sh
+        } else {
+            ConnState::S2
+        }
+    } else if rs == Closed {
+        if o_inactive {
+            ConnState::Shr
+        } else {
+            ConnState::S3
+        }
+    } else if os == SynSent && rs == Inactive {
+        ConnState::S0
+    } else if os == Established && rs == Established {
+        ConnState::S1
+    } else {
+        ConnState::Oth
+    }
+}
+
+/// Zeek's `/\^?S[^HAFGIQ]*R.*/` over the history: an originator SYN, then a RST before
+/// any handshake, ACK, FIN, gap, inconsistency or multi-flag packet from the originator.
+fn syn_then_reset(h: &str) -> bool {
+    let h = h.strip_prefix('^').unwrap_or(h);
+    let Some(rest) = h.strip_prefix('S') else { return false };
+    for c in rest.chars() {
+        match c {
+            'R' => return true,
+            'H' | 'A' | 'F' | 'G' | 'I' | 'Q' => return false,
+            _ => {}
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unwrap_near_handles_wraps() {
+        assert_eq!(unwrap_near(5, 0), 5);
+        assert_eq!(unwrap_near(0xffff_fff0, 0x1_0000_0010), 0xffff_fff0);
+        assert_eq!(unwrap_near(0x10, 0xffff_fff0), 0x1_0000_0010);
+        assert_eq!(unwrap_near(0xffff_fff0, 5), 0xffff_fff0); // no wrap below zero
+    }
+
+    #[test]
+    fn powers_of_ten() {
+        let hits: Vec<u32> = (0..=1000).filter(|&n| is_power_of_ten(n)).collect();
+        assert_eq!(hits, [1, 10, 100, 1000]);
+    }
+
+    #[test]
+    fn rstos0_pattern() {
+        assert!(syn_then_reset("SR"));
+        assert!(syn_then_reset("^SdR"));
+        // Zeek's class excludes only the originator's letters: a responder's `h` passes.
+        assert!(syn_then_reset("ShR"));
+        assert!(!syn_then_reset("SHR"));
+        assert!(!syn_then_reset("SAR"));
+        assert!(!syn_then_reset("R"));
+    }
+}

@@ -1,0 +1,567 @@
+//! Tracker tests. TCP tests are grouped by the state the connection is in when the event
+//! under test arrives, and named `<state>_<event>_<expectation>`; each is a timestamped
+//! packet script.
+
+use core::net::IpAddr;
+use core::time::Duration;
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::event::{ConnState, EndReason, FlowEvent};
+use crate::extract::{FiveTuple, FiveTupleKey};
+use crate::packet::{LinkType, TcpFlags};
+use crate::testkit::{flags::*, Frame};
+
+const FIN: u16 = TcpFlags::FIN;
+
+type Ev = FlowEvent<FiveTupleKey>;
+
+/// A client at 10.0.0.1:40000 and a server at 10.0.0.2:80, a clock in microseconds.
+struct Script {
+    tracker: FlowTracker<FiveTuple>,
+    events: Vec<Ev>,
+    now_us: u64,
+    client: (IpAddr, u16),
+    server: (IpAddr, u16),
+}
+
+impl Script {
+    fn new() -> Self {
+        Self::with_config(FlowTrackerConfig::default())
+    }
+
+    fn with_config(c: FlowTrackerConfig) -> Self {
+        Script {
+            tracker: FlowTracker::new(FiveTuple::new(), c),
+            events: Vec::new(),
+            now_us: 1_000_000,
+            client: ("10.0.0.1".parse().unwrap(), 40000),
+            server: ("10.0.0.2".parse().unwrap(), 80),
+        }
+    }
+
+    fn send(&mut self, frame: Vec<u8>) -> Disposition {
+        self.now_us += 1_000;
+        let view =
+            PacketView::new(Timestamp::from_nanos(self.now_us * 1000), LinkType::ETHERNET, &frame);
+        self.tracker.handle_packet(&view, &mut self.events)
+    }
+
+    /// Client to server.
+    fn c(&mut self, flags: u16, seq: u32, ack: u32, len: usize) -> &mut Self {
+        let (c, s) = (self.client, self.server);
+        self.send(
+            Frame::tcp(c.0, c.1, s.0, s.1, flags, seq, ack).payload(&vec![b'c'; len]).build(),
+        );
+        self
+    }
+
+    /// Server to client.
+    fn s(&mut self, flags: u16, seq: u32, ack: u32, len: usize) -> &mut Self {
+        let (c, s) = (self.client, self.server);
+        self.send(
+            Frame::tcp(s.0, s.1, c.0, c.1, flags, seq, ack).payload(&vec![b's'; len]).build(),
+        );
+        self
+    }
+
+    fn wait(&mut self, d: Duration) -> &mut Self {
+        self.now_us += d.as_micros() as u64;
+        self
+    }
+
+    /// The standard handshake: client ISN 100, server ISN 5000.
+    fn handshake(&mut self) -> &mut Self {
+        self.c(SYN, 100, 0, 0).s(SYN_ACK, 5000, 101, 0).c(ACK, 101, 5001, 0)
+    }
+
+    fn finish(&mut self) -> Vec<Ev> {
+        self.tracker.finish(&mut self.events);
+        let st = self.tracker.stats();
+        assert_eq!(st.packets, st.tracked + st.unmatched.total() + st.dropped, "ledger");
+        assert_eq!(st.flows_created, st.flows_ended.total() + self.tracker.flow_count() as u64);
+        std::mem::take(&mut self.events)
+    }
+
+    /// The only flow's end: (conn_state, history, reason, stats, initiator).
+    fn ended(&mut self) -> (ConnState, String, EndReason, FlowStats) {
+        let ends: Vec<_> =
+            self.finish().into_iter().filter(|e| matches!(e, FlowEvent::Ended { .. })).collect();
+        assert_eq!(ends.len(), 1, "{ends:#?}");
+        match ends.into_iter().next() {
+            Some(FlowEvent::Ended { conn_state, history, reason, stats, .. }) => {
+                (conn_state, history.as_str().to_string(), reason, stats)
+            }
+            _ => unreachable!(),
+        }
+    }
+}
+
+// ----- Inactive: the first packet of a connection ------------------------------------
+
+#[test]
+fn inactive_syn_then_silence_is_s0() {
+    let mut s = Script::new();
+    s.c(SYN, 100, 0, 0).c(SYN, 100, 0, 0); // a retransmitted SYN
+    let (state, hist, reason, st) = s.ended();
+    assert_eq!((state, hist.as_str(), reason), (ConnState::S0, "S", EndReason::Idle));
+    assert_eq!(st.initiator.packets, 2);
+    assert_eq!(st.initiator.payload_bytes, 0);
+    assert_eq!(st.responder.packets, 0);
+}
+
+#[test]
+fn inactive_synack_first_flips_the_initiator() {
+    let mut s = Script::new();
+    s.s(SYN_ACK, 5000, 101, 0).c(ACK, 101, 5001, 0).c(PSH_ACK, 101, 5001, 10).s(ACK, 5001, 111, 0);
+    let events = s.finish();
+    let Some(FlowEvent::Started { key, initiator, orientation, .. }) = events.first() else {
+        panic!()
+    };
+    assert_ne!(initiator, orientation, "the creating packet came from the responder");
+    assert_eq!(key.src(*initiator), s.client);
+    let Some(FlowEvent::Ended { history, conn_state, .. }) = events.last() else { panic!() };
+    assert_eq!(history.as_str(), "^hADa");
+    assert_eq!(*conn_state, ConnState::Oth);
+}
+
+#[test]
+fn inactive_midstream_data_uses_server_port_and_establishes() {
+    let mut s = Script::new();
+    // The server speaks first; port 80 marks it as the responder.
+    s.s(PSH_ACK, 9000, 300, 20).c(ACK, 300, 9020, 0).c(PSH_ACK, 300, 9020, 5);
+    let events = s.finish();
+    assert!(events.iter().any(|e| matches!(e, FlowEvent::Established { .. })));
+    let Some(FlowEvent::Ended { history, conn_state, stats, initiator, key, .. }) = events.last()
+    else {
+        panic!()
+    };
+    assert_eq!(key.src(*initiator), s.client);
+    assert_eq!(history.as_str(), "^dAD");
+    assert_eq!(*conn_state, ConnState::Oth);
+    assert_eq!(stats.responder.payload_bytes, 20);
+    assert_eq!(stats.initiator.payload_bytes, 5);
+}
+
+#[test]
+fn inactive_syn_fin_is_recorded_not_rejected() {
+    let mut s = Script::new();
+    s.c(SYN | FIN, 100, 0, 0);
+    let (state, hist, _, st) = s.ended();
+    assert_eq!(hist, "Q");
+    assert_eq!(st.initiator.packets, 1);
+    assert_eq!(state, ConnState::Sh);
+}
+
+// ----- SynSent: after the SYN ------------------------------------------------------
+
+#[test]
+fn synsent_rst_from_responder_is_rej() {
+    let mut s = Script::new();
+    s.c(SYN, 100, 0, 0).s(RST_ACK, 0, 101, 0);
+    let (state, hist, reason, _) = s.ended();
+    assert_eq!((state, hist.as_str(), reason), (ConnState::Rej, "Sr", EndReason::Rst));
+}
+
+#[test]
+fn synsent_rst_from_originator_is_rstos0() {
+    let mut s = Script::new();
+    s.c(SYN, 100, 0, 0).c(RST, 101, 0, 0);
+    let (state, hist, reason, _) = s.ended();
+    assert_eq!((state, hist.as_str(), reason), (ConnState::Rstos0, "SR", EndReason::Rst));
+}
+
+#[test]
+fn synsent_fin_without_answer_is_sh() {
+    let mut s = Script::new();
+    s.c(SYN, 100, 0, 0).c(ACK, 101, 0, 0).c(PSH_ACK, 101, 0, 26).c(FIN_ACK, 127, 0, 0);
+    let (state, hist, _, st) = s.ended();
+    assert_eq!((state, hist.as_str()), (ConnState::Sh, "SADF"));
+    assert_eq!(st.initiator.payload_bytes, 26);
+}
+
+#[test]
+fn synsent_simultaneous_open_establishes() {
+    let mut s = Script::new();
+    s.c(SYN, 100, 0, 0).s(SYN, 5000, 0, 0).c(SYN_ACK, 100, 5001, 0).s(SYN_ACK, 5000, 101, 0);
+    let (state, hist, _, _) = s.ended();
+    assert_eq!(state, ConnState::S1);
+    assert_eq!(hist, "Ss");
+}
+
+// ----- SynAckSent: responder answered ------------------------------------------------
+
+#[test]
+fn synacksent_responder_rst_without_syn_is_rstrh() {
+    let mut s = Script::new();
+    s.s(SYN_ACK, 5000, 101, 0).s(RST, 5001, 0, 0);
+    let (state, hist, reason, _) = s.ended();
+    assert_eq!((state, hist.as_str(), reason), (ConnState::Rstrh, "^hr", EndReason::Rst));
+}
+
+#[test]
+fn synacksent_responder_fin_without_syn_is_shr() {
+    let mut s = Script::new();
+    s.s(SYN_ACK, 5000, 101, 0).s(FIN_ACK, 5001, 101, 0);
+    let (state, hist, _, _) = s.ended();
+    assert_eq!((state, hist.as_str()), (ConnState::Shr, "^hf"));
+}
+
+// ----- Established ---------------------------------------------------------------
+
+#[test]
+fn established_no_close_is_s1_with_one_established_event() {
+    let mut s = Script::new();
+    s.handshake().c(PSH_ACK, 101, 5001, 10).s(PSH_ACK, 5001, 111, 20);
+    let events = s.finish();
+    assert_eq!(events.iter().filter(|e| matches!(e, FlowEvent::Established { .. })).count(), 1);
+    let Some(FlowEvent::Ended { conn_state, history, stats, reason, .. }) = events.last() else {
+        panic!()
+    };
+    assert_eq!((*conn_state, history.as_str(), *reason), (ConnState::S1, "ShADd", EndReason::Idle));
+    assert_eq!((stats.initiator.payload_bytes, stats.responder.payload_bytes), (10, 20));
+}
+
+#[test]
+fn established_fin_fin_is_sf_and_ends_with_fin() {
+    let mut s = Script::new();
+    s.handshake()
+        .c(PSH_ACK, 101, 5001, 10)
+        .s(ACK, 5001, 111, 0)
+        .s(PSH_ACK, 5001, 111, 30)
+        .c(ACK, 111, 5031, 0)
+        .c(FIN_ACK, 111, 5031, 0)
+        .s(FIN_ACK, 5031, 112, 0)
+        .c(ACK, 112, 5032, 0);
+    let (state, hist, reason, st) = s.ended();
+    assert_eq!((state, hist.as_str(), reason), (ConnState::Sf, "ShADadFf", EndReason::Fin));
+    assert_eq!((st.initiator.payload_bytes, st.responder.payload_bytes), (10, 30));
+    assert_eq!((st.initiator.packets, st.responder.packets), (6, 4));
+    let frame = |payload: u64| 14 + 20 + 20 + payload.max(6); // padded to 60 bytes
+    assert_eq!(st.initiator.l2_bytes, 5 * frame(0) + frame(10));
+    assert_eq!(st.initiator.ip_bytes, 6 * 40 + 10);
+    assert_eq!(st.responder.ip_bytes, 4 * 40 + 30);
+}
+
+#[test]
+fn established_originator_fin_only_is_s2() {
+    let mut s = Script::new();
+    s.handshake().c(FIN_ACK, 101, 5001, 0).s(ACK, 5001, 102, 0);
+    assert_eq!(s.ended().0, ConnState::S2);
+}
+
+#[test]
+fn established_responder_fin_only_is_s3() {
+    let mut s = Script::new();
+    s.handshake().s(FIN_ACK, 5001, 101, 0);
+    assert_eq!(s.ended().0, ConnState::S3);
+}
+
+#[test]
+fn established_originator_rst_is_rsto() {
+    let mut s = Script::new();
+    s.handshake().c(PSH_ACK, 101, 5001, 5).c(RST, 106, 0, 0);
+    let (state, hist, reason, _) = s.ended();
+    assert_eq!((state, hist.as_str(), reason), (ConnState::Rsto, "ShADR", EndReason::Rst));
+}
+
+#[test]
+fn established_responder_rst_is_rstr() {
+    let mut s = Script::new();
+    s.handshake().s(RST_ACK, 5001, 101, 0);
+    let (state, hist, reason, _) = s.ended();
+    assert_eq!((state, hist.as_str(), reason), (ConnState::Rstr, "ShAr", EndReason::Rst));
+}
+
+#[test]
+fn established_retransmission_is_counted_once() {
+    let mut s = Script::new();
+    s.handshake().c(PSH_ACK, 101, 5001, 100).c(PSH_ACK, 101, 5001, 100).c(PSH_ACK, 201, 5001, 50);
+    let (_, _, _, st) = s.ended();
+    assert_eq!(st.initiator.payload_bytes, 150);
+    assert_eq!(st.initiator.retransmits, 1);
+    assert_eq!(st.initiator.packets, 5);
+}
+
+#[test]
+fn established_acknowledged_but_unseen_data_counts() {
+    // The client's second segment was not captured, but the server acknowledged it.
+    let mut s = Script::new();
+    s.handshake().c(PSH_ACK, 101, 5001, 100).s(ACK, 5001, 301, 0);
+    let (_, _, _, st) = s.ended();
+    assert_eq!(st.initiator.payload_bytes, 200);
+}
+
+#[test]
+fn established_sequence_wrap_counts_across_it() {
+    let mut s = Script::new();
+    let isn = u32::MAX - 150;
+    s.c(SYN, isn, 0, 0).s(SYN_ACK, 7, isn.wrapping_add(1), 0).c(ACK, isn.wrapping_add(1), 8, 0);
+    let mut seq = isn.wrapping_add(1);
+    for _ in 0..4 {
+        s.c(PSH_ACK, seq, 8, 100);
+        seq = seq.wrapping_add(100);
+    }
+    let (_, _, _, st) = s.ended();
+    assert_eq!(st.initiator.payload_bytes, 400);
+    assert_eq!(st.initiator.retransmits, 0);
+}
+
+#[test]
+fn established_zero_windows_are_logarithmic() {
+    let mut s = Script::new();
+    s.handshake();
+    for _ in 0..12 {
+        let (c, sv) = (s.client, s.server);
+        let mut f = Frame::tcp(sv.0, sv.1, c.0, c.1, ACK, 5001, 101);
+        if let crate::testkit::L4::Tcp { window, .. } = &mut f.l4 {
+            *window = 0;
+        }
+        s.send(f.build());
+    }
+    let (_, hist, _, _) = s.ended();
+    // Zeek records the packet's `a` before looking at its window: then `w` at the 1st
+    // and the 10th zero window.
+    assert_eq!(hist, "ShAaww");
+}
+
+// ----- Closed: after FINs -----------------------------------------------------------
+
+#[test]
+fn closed_retransmitted_fin_does_not_close_or_repeat() {
+    let mut s = Script::new();
+    s.handshake().c(FIN_ACK, 101, 5001, 0).c(FIN_ACK, 101, 5001, 0).s(ACK, 5001, 102, 0);
+    let (state, hist, _, _) = s.ended();
+    assert_eq!((state, hist.as_str()), (ConnState::S2, "ShAFa"));
+}
+
+#[test]
+fn closed_late_ack_within_linger_stays_in_the_flow() {
+    let mut s = Script::new();
+    s.handshake().c(FIN_ACK, 101, 5001, 0).s(FIN_ACK, 5001, 102, 0);
+    s.wait(Duration::from_secs(2)).c(ACK, 102, 5002, 0);
+    assert_eq!(s.tracker.flow_count(), 1);
+    let (_, _, _, st) = s.ended();
+    assert_eq!(st.initiator.packets, 4);
+}
+
+#[test]
+fn closed_linger_expires_with_fin() {
+    let mut s = Script::new();
+    s.handshake().c(FIN_ACK, 101, 5001, 0).s(FIN_ACK, 5001, 102, 0).c(ACK, 102, 5002, 0);
+    let deadline = s.tracker.poll_timeout().unwrap();
+    let now = Timestamp::from_nanos(s.now_us * 1000);
+    assert_eq!(deadline, now.saturating_add(Duration::from_secs(5)));
+    s.tracker.advance(now.saturating_add(Duration::from_secs(6)), &mut s.events);
+    assert_eq!(s.tracker.flow_count(), 0);
+    assert!(matches!(s.events.last(), Some(FlowEvent::Ended { reason: EndReason::Fin, .. })));
+}
+
+#[test]
+fn closed_new_syn_with_new_isn_starts_a_new_flow() {
+    let mut s = Script::new();
+    s.handshake().c(FIN_ACK, 101, 5001, 0).s(FIN_ACK, 5001, 102, 0).c(ACK, 102, 5002, 0);
+    s.c(SYN, 90_000, 0, 0).s(SYN_ACK, 1, 90_001, 0);
+    assert_eq!(s.tracker.stats().port_reuses, 1);
+    let events = s.finish();
+    let ends: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            FlowEvent::Ended { conn_state, reason, history, .. } => {
+                Some((*conn_state, *reason, history.as_str().to_string()))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ends.len(), 2);
+    // The last ACK adds no letter: the originator's `A` was recorded in the handshake.
+    assert_eq!(ends[0], (ConnState::Sf, EndReason::Fin, "ShAFf".to_string()));
+    assert_eq!(ends[1].0, ConnState::S1);
+    assert_eq!(ends[1].2, "Sh");
+}
+
+#[test]
+fn closed_retransmitted_syn_with_same_isn_is_not_reuse() {
+    let mut s = Script::new();
+    s.handshake().c(RST, 101, 0, 0);
+    s.c(SYN, 100, 0, 0);
+    assert_eq!(s.tracker.stats().port_reuses, 0);
+    assert_eq!(s.tracker.flow_count(), 1);
+}
+
+// ----- UDP, ICMP and time ------------------------------------------------------------
+
+fn udp(s: &mut Script, from_server: bool, len: usize) {
+    let (c, sv) = (
+        ("10.0.0.1".parse::<IpAddr>().unwrap(), 40000u16),
+        ("10.0.0.9".parse::<IpAddr>().unwrap(), 53u16),
+    );
+    let f = if from_server {
+        Frame::udp(sv.0, sv.1, c.0, c.1)
+    } else {
+        Frame::udp(c.0, c.1, sv.0, sv.1)
+    };
+    s.send(f.payload(&vec![0; len]).build());
+}
+
+#[test]
+fn udp_states_and_server_port_flip() {
+    let mut s = Script::new();
+    udp(&mut s, false, 30);
+    udp(&mut s, true, 60);
+    let (state, hist, _, st) = s.ended();
+    assert_eq!((state, hist.as_str()), (ConnState::Sf, "Dd"));
+    assert_eq!((st.initiator.payload_bytes, st.responder.payload_bytes), (30, 60));
+
+    let mut s = Script::new();
+    udp(&mut s, true, 60); // a reply with no request: from port 53, so flipped
+    let (state, hist, _, _) = s.ended();
+    assert_eq!((state, hist.as_str()), (ConnState::Shr, "^d"));
+}
+
+#[test]
+fn idle_udp_flow_ends_before_a_later_packet_is_handled() {
+    let mut s = Script::new();
+    udp(&mut s, false, 1);
+    s.wait(Duration::from_secs(61));
+    s.c(SYN, 1, 0, 0);
+    let kinds: Vec<&'static str> = s
+        .events
+        .iter()
+        .map(|e| match e {
+            FlowEvent::Started { .. } => "start",
+            FlowEvent::Ended { reason: EndReason::Idle, .. } => "idle",
+            _ => "other",
+        })
+        .collect();
+    assert_eq!(kinds, ["start", "idle", "start"]);
+}
+
+#[test]
+fn late_packet_updates_its_flow_but_not_the_clock() {
+    let mut s = Script::new();
+    s.c(SYN, 100, 0, 0);
+    let clock = s.tracker.clock();
+    s.now_us -= 500_000; // half a second in the past
+    s.s(SYN_ACK, 5000, 101, 0);
+    assert_eq!(s.tracker.clock(), clock);
+    assert_eq!(s.tracker.stats().late_packets, 1);
+    let (state, _, _, st) = s.ended();
+    assert_eq!(state, ConnState::S1);
+    assert!(st.responder.first_ts < st.initiator.first_ts);
+}
+
+#[test]
+fn full_table_evicts_the_least_recently_active() {
+    let mut s = Script::with_config(FlowTrackerConfig::default().with_max_flows(2));
+    for port in [1000u16, 1001, 1002] {
+        s.client.1 = port;
+        s.c(SYN, 1, 0, 0);
+        assert!(s.tracker.flow_count() <= 2);
+    }
+    let evicted: Vec<_> = s
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            FlowEvent::Ended { reason: EndReason::Evicted, key, .. } => {
+                Some(key.lo().1.max(key.hi().1))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(evicted, [1000]);
+    assert_eq!(s.tracker.stats().flows_ended.evicted, 1);
+}
+
+#[test]
+fn unmatched_packets_are_counted_by_reason() {
+    let mut s = Script::new();
+    let d = s.send(vec![0u8; 10]);
+    assert!(matches!(d, Disposition::Unmatched(Unmatched::Malformed(_))));
+    let frag = Frame::raw("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap(), 6)
+        .payload(&[0; 20])
+        .fragment(64, false, 1)
+        .build();
+    s.send(frag);
+    let st = *s.tracker.stats();
+    assert_eq!((st.unmatched.malformed, st.unmatched.fragment, st.tracked), (1, 1, 0));
+    s.finish();
+}
+
+#[test]
+fn user_state_is_created_and_handed_back() {
+    let mut t: FlowTracker<FiveTuple, u32> = FlowTracker::with_state(
+        FiveTuple::new(),
+        FlowTrackerConfig::default(),
+        |k: &FiveTupleKey| u32::from(k.lo().1),
+    );
+    let mut events = Vec::new();
+    let f = Frame::udp("10.0.0.1".parse().unwrap(), 7, "10.0.0.2".parse().unwrap(), 9).build();
+    let d = t.handle_packet(
+        &PacketView::new(Timestamp::from_nanos(1), LinkType::ETHERNET, &f),
+        &mut events,
+    );
+    let Disposition::Tracked { flow, created: true, side: FlowSide::Initiator } = d else {
+        panic!("{d:?}")
+    };
+    *t.state_mut(flow).unwrap() += 100;
+    t.finish(&mut events);
+    assert!(matches!(events.last(), Some(FlowEvent::Ended { state: 107, .. })));
+}
+
+// ----- Properties -------------------------------------------------------------------
+
+#[derive(Debug, Clone)]
+struct Pkt {
+    from_client: bool,
+    flags: u16,
+    seq: u32,
+    ack: u32,
+    len: u8,
+    dt_ms: u16,
+    port: u8,
+}
+
+fn pkt() -> impl Strategy<Value = Pkt> {
+    (any::<bool>(), 0u16..0x40, any::<u32>(), any::<u32>(), 0u8..3, 0u16..20_000, 0u8..6).prop_map(
+        |(from_client, flags, seq, ack, len, dt_ms, port)| Pkt {
+            from_client,
+            flags,
+            seq,
+            ack,
+            len: len * 7,
+            dt_ms,
+            port,
+        },
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, rng_seed: proptest::test_runner::RngSeed::Fixed(0xf10), ..ProptestConfig::default() })]
+
+    /// Any flag sequence on a few 5-tuples: never a panic, never more flows than the cap,
+    /// created == ended + live, the ledger balances, and every flow gets a conn_state.
+    #[test]
+    fn any_segments_keep_the_invariants(pkts in proptest::collection::vec(pkt(), 1..200)) {
+        let mut s = Script::with_config(FlowTrackerConfig::default().with_max_flows(3));
+        for p in pkts {
+            s.client.1 = 40000 + u16::from(p.port);
+            s.now_us += u64::from(p.dt_ms) * 1000;
+            if p.from_client { s.c(p.flags, p.seq, p.ack, p.len.into()); } else { s.s(p.flags, p.seq, p.ack, p.len.into()); }
+            prop_assert!(s.tracker.flow_count() <= 3);
+            let st = s.tracker.stats();
+            prop_assert_eq!(st.flows_created, st.flows_ended.total() + s.tracker.flow_count() as u64);
+        }
+        let events = s.finish();
+        let started = events.iter().filter(|e| matches!(e, FlowEvent::Started { .. })).count();
+        let ended = events.iter().filter(|e| matches!(e, FlowEvent::Ended { .. })).count();
+        prop_assert_eq!(started, ended);
+        for e in &events {
+            if let FlowEvent::Ended { stats, conn_state, .. } = e {
+                prop_assert!(!conn_state.as_str().is_empty());
+                prop_assert!(stats.packets() > 0);
+            }
+        }
+    }
+}
