@@ -13,7 +13,8 @@ const EXT_ROUTING: u8 = 43;
 const EXT_FRAGMENT: u8 = 44;
 const EXT_AH: u8 = 51;
 const EXT_DEST_OPTS: u8 = 60;
-const EXT_MOBILITY: u8 = 135;
+// The Mobility header (135) is deliberately not walked: RFC 6275 makes it the last header
+// of a packet, and Zeek and Wireshark both stop there, so it is the protocol.
 const EXT_HIP: u8 = 139;
 const EXT_SHIM6: u8 = 140;
 
@@ -115,7 +116,7 @@ pub(super) fn decode_ipv6(
     let mut count = 0u8;
     loop {
         let len = match next {
-            EXT_HOP_BY_HOP | EXT_ROUTING | EXT_DEST_OPTS | EXT_MOBILITY | EXT_HIP | EXT_SHIM6 => {
+            EXT_HOP_BY_HOP | EXT_ROUTING | EXT_DEST_OPTS | EXT_HIP | EXT_SHIM6 => {
                 let e = ext_header(frame, cur, off + captured_total)?;
                 (usize::from(e[1]) + 1) * 8
             }
@@ -207,7 +208,7 @@ pub(super) fn opaque_payload(off: usize, captured: usize, wire: usize) -> Upper 
 pub(super) fn quoted_tuple(frame: &[u8], off: usize, end: usize) -> Option<InnerTuple> {
     let q = frame.get(off..end)?;
     let first = *q.first()?;
-    let (src, dst, proto, l4) = match first >> 4 {
+    let (src, dst, proto, ip_len, l4) = match first >> 4 {
         4 => {
             let hdr = q.first_chunk::<20>()?;
             let hlen = usize::from(hdr[0] & 0x0f) * 4;
@@ -220,6 +221,7 @@ pub(super) fn quoted_tuple(frame: &[u8], off: usize, end: usize) -> Option<Inner
                 IpAddr::V4(Ipv4Addr::new(hdr[12], hdr[13], hdr[14], hdr[15])),
                 IpAddr::V4(Ipv4Addr::new(hdr[16], hdr[17], hdr[18], hdr[19])),
                 hdr[9],
+                u32::from(be16(hdr[2], hdr[3])),
                 l4,
             )
         }
@@ -229,6 +231,7 @@ pub(super) fn quoted_tuple(frame: &[u8], off: usize, end: usize) -> Option<Inner
                 IpAddr::V6(Ipv6Addr::from(*array16(hdr, 8))),
                 IpAddr::V6(Ipv6Addr::from(*array16(hdr, 24))),
                 hdr[6],
+                40 + u32::from(be16(hdr[4], hdr[5])),
                 q.get(40..),
             )
         }
@@ -238,5 +241,5 @@ pub(super) fn quoted_tuple(frame: &[u8], off: usize, end: usize) -> Option<Inner
         (6 | 17 | 132, Some(p)) => (be16(p[0], p[1]), be16(p[2], p[3])),
         _ => (0, 0),
     };
-    Some(InnerTuple { src, dst, proto, src_port, dst_port })
+    Some(InnerTuple { src, dst, proto, src_port, dst_port, ip_len })
 }

@@ -331,6 +331,8 @@ pub struct InnerTuple {
     pub src_port: u16,
     /// Its destination port (0 when the protocol has none or it was not quoted).
     pub dst_port: u16,
+    /// The length its IP header claims (the datagram was usually quoted only in part).
+    pub ip_len: u32,
 }
 
 /// The ICMP or ICMPv6 header fields.

@@ -324,7 +324,8 @@ fn icmp_echo_and_error_with_quoted_tuple() {
             dst: v4("10.0.0.1"),
             proto: 17,
             src_port: 5353,
-            dst_port: 9999
+            dst_port: 9999,
+            ip_len: 29,
         })
     );
 

@@ -13,7 +13,9 @@ use crate::extract::L4Proto;
 pub struct FlowTrackerConfig {
     /// Idle timeout of a TCP flow past its handshake, or picked up mid-stream (300 s).
     pub tcp_idle: Duration,
-    /// Idle timeout of a TCP flow that never got past its SYN (30 s).
+    /// How long after its first packet a TCP connection attempt that drew no answer is
+    /// kept (30 s). Counted from the start, not from the last packet: SYN retransmissions
+    /// do not keep an unanswered attempt alive (Zeek's `tcp_attempt_delay`, 5 s there).
     pub tcp_attempt_idle: Duration,
     /// How long a TCP flow lingers after both FINs or a RST, so late ACKs and
     /// retransmitted FINs stay in it (5 s).

@@ -200,12 +200,21 @@ impl<S> Flow<S> {
         self.sides[0].last.max(self.sides[1].last)
     }
 
+    fn first_activity(&self) -> Timestamp {
+        match (self.sides[0].packets, self.sides[1].packets) {
+            (0, _) => self.sides[1].first,
+            (_, 0) => self.sides[0].first,
+            _ => self.sides[0].first.min(self.sides[1].first),
+        }
+    }
+
     fn class(&self) -> u8 {
         match self.l4 {
             L4Proto::Tcp => {
                 use EndpointState::*;
                 let (o, r) = (self.tcp[0].state, self.tcp[1].state);
-                if o == Reset || r == Reset || (o == Closed && r == Closed) {
+                let rst = self.tcp[0].rst_seen || self.tcp[1].rst_seen;
+                if rst || (o == Closed && r == Closed) {
                     CLASS_TCP_LINGER
                 } else if self.established
                     || matches!(o, Partial | Established | Closed)
@@ -221,16 +230,17 @@ impl<S> Flow<S> {
         }
     }
 
-    /// Why the flow ends if it ends now without outside cause.
+    /// Why the flow ends if it ends now without outside cause: both FINs make it `Fin`
+    /// (a RST after them is teardown noise), otherwise any RST makes it `Rst`.
     fn natural_end(&self) -> EndReason {
         use EndpointState::*;
         if self.l4 == L4Proto::Tcp {
             let (o, r) = (self.tcp[0].state, self.tcp[1].state);
-            if o == Reset || r == Reset {
-                return EndReason::Rst;
-            }
             if o == Closed && r == Closed {
                 return EndReason::Fin;
+            }
+            if self.tcp[0].rst_seen || self.tcp[1].rst_seen {
+                return EndReason::Rst;
             }
         }
         EndReason::Idle
@@ -431,9 +441,17 @@ impl<E: FlowExtractor, S> FlowTracker<E, S> {
         }
     }
 
+    /// When a flow of `class` times out: the attempt class counts from the flow's first
+    /// packet (a connection attempt gets a fixed time to draw an answer, as Zeek's
+    /// `tcp_attempt_delay`), every other class from its last packet.
     fn deadline(&self, id: u32, class: usize) -> Timestamp {
-        let last = self.table.get(id).map_or(Timestamp::ZERO, |s| s.value.last_activity());
-        last.saturating_add(self.timeouts.get(class).copied().unwrap_or(Duration::ZERO))
+        let Some(slot) = self.table.get(id) else { return Timestamp::ZERO };
+        let base = if class == usize::from(CLASS_TCP_ATTEMPT) {
+            slot.value.first_activity()
+        } else {
+            slot.value.last_activity()
+        };
+        base.saturating_add(self.timeouts.get(class).copied().unwrap_or(Duration::ZERO))
     }
 
     /// End the flows whose deadline the clock has passed.
@@ -456,8 +474,10 @@ impl<E: FlowExtractor, S> FlowTracker<E, S> {
         })
     }
 
-    /// A SYN with a new ISN on a TCP flow one of whose sides has closed or reset starts
-    /// a new connection on the same 5-tuple.
+    /// Whether a SYN starts a new connection on the 5-tuple of a live flow (port reuse):
+    /// after a RST, any new SYN does (Zeek logs each refused attempt as its own REJ
+    /// connection even when the client retries with the same ISN); after a FIN, a SYN
+    /// with a new ISN does, while a retransmitted one (same ISN) stays in the flow.
     fn is_reuse(&self, id: u32, ex: &Extracted<E::Key>) -> bool {
         let (Some(slot), Some(t)) = (self.table.get(id), ex.headers.tcp()) else { return false };
         let flow = &slot.value;
@@ -465,18 +485,18 @@ impl<E: FlowExtractor, S> FlowTracker<E, S> {
             return false;
         }
         use EndpointState::*;
-        let closing = flow.tcp.iter().any(|e| matches!(e.state, Closed | Reset));
-        if !closing {
-            return false;
-        }
-        // The side whose SYN this would be: the sender for a SYN, its peer's start for a
-        // SYN-ACK only when that side never sent anything (a half connection).
-        let sender = usize::from(ex.orientation != flow.initiator);
-        let ep = &flow.tcp[sender];
+        // A SYN-ACK can only reuse a half connection whose initiator never spoke.
         if t.flags.ack() && flow.tcp[0].state != Inactive {
             return false;
         }
-        ep.state == Inactive || !ep.same_start(t.seq)
+        if flow.tcp.iter().any(|e| e.state == Reset) {
+            return true;
+        }
+        if !flow.tcp.iter().any(|e| e.state == Closed) {
+            return false;
+        }
+        let sender = &flow.tcp[usize::from(ex.orientation != flow.initiator)];
+        sender.state == Inactive || !sender.same_start(t.seq)
     }
 
     fn create(
@@ -590,7 +610,11 @@ impl<E: FlowExtractor, S> FlowTracker<E, S> {
         }
         let class = flow.class();
         let key = slot.key;
-        self.table.touch(id, class);
+        // Attempts stay in creation order (their deadline counts from the first packet);
+        // everything else moves to the tail of its list.
+        if class != CLASS_TCP_ATTEMPT || slot.class() != class {
+            self.table.touch(id, class);
+        }
         if newly_established {
             sink.event(FlowEvent::Established { key, ts });
         }

@@ -31,6 +31,14 @@ pub(crate) struct Slot<K, V> {
     class: u8,
 }
 
+impl<K, V> Slot<K, V> {
+    /// The list (timeout class) the slot is on.
+    #[inline]
+    pub(crate) fn class(&self) -> u8 {
+        self.class
+    }
+}
+
 #[derive(Copy, Clone, Debug)]
 struct List {
     head: u32,

@@ -138,6 +138,11 @@ pub(crate) struct TcpEndpoint {
     /// Segments with payload wholly at or below `last_rel`.
     pub(crate) retransmits: u32,
     fin_seen: bool,
+    /// This endpoint sent a RST (in any state; see `update_state` for why the state
+    /// itself may stay `Closed`).
+    pub(crate) rst_seen: bool,
+    /// Went from `Closed` to `Reset` (a FIN followed by a RST).
+    reset_after_fin: bool,
 }
 
 impl TcpEndpoint {
@@ -293,6 +298,9 @@ pub(crate) fn on_segment(
     if f.fin() {
         ep.fin_seen = true;
     }
+    if f.rst() {
+        ep.rst_seen = true;
+    }
 
     // 5. Acknowledgment of the peer's data.
     if f.ack() && peer.state != EndpointState::Inactive {
@@ -357,14 +365,23 @@ fn update_state(
         Partial | Established => {
             if f.fin() && !f.rst() {
                 ep.state = Closed;
+                // The peer sent FIN then RST, and now this side closes too: stacks often
+                // follow a FIN with a RST, so Zeek turns the peer back into closed and
+                // the connection counts as properly terminated (SF).
+                if peer.state == Reset && peer.reset_after_fin {
+                    peer.state = Closed;
+                }
             }
             if f.rst() {
                 ep.state = Reset;
             }
         }
         Closed => {
-            if f.rst() {
+            // A RST after this side's FIN: the connection is reset unless the peer has
+            // closed too (FIN, FIN, RST is still a normal termination for Zeek).
+            if f.rst() && peer.state != Closed {
                 ep.state = Reset;
+                ep.reset_after_fin = true;
             }
         }
         Reset => {}

@@ -384,10 +384,60 @@ fn closed_new_syn_with_new_isn_starts_a_new_flow() {
 #[test]
 fn closed_retransmitted_syn_with_same_isn_is_not_reuse() {
     let mut s = Script::new();
-    s.handshake().c(RST, 101, 0, 0);
+    s.handshake().c(FIN_ACK, 101, 5001, 0);
     s.c(SYN, 100, 0, 0);
     assert_eq!(s.tracker.stats().port_reuses, 0);
     assert_eq!(s.tracker.flow_count(), 1);
+}
+
+#[test]
+fn reset_retried_syn_with_same_isn_is_a_new_attempt() {
+    // Zeek's pop3 test trace: SYN, RST; SYN (same ISN), RST; ... each its own REJ.
+    let mut s = Script::new();
+    for _ in 0..3 {
+        s.c(SYN, 100, 0, 0).s(RST_ACK, 0, 101, 0);
+    }
+    let events = s.finish();
+    let rej: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            FlowEvent::Ended { conn_state, history, .. } => {
+                Some((*conn_state, history.as_str().to_string()))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(rej, vec![(ConnState::Rej, "Sr".to_string()); 3]);
+}
+
+#[test]
+fn closed_rst_after_own_fin_while_peer_open_is_rstr() {
+    // Zeek's ftp-auth-tls trace: the server sends FIN then RST.
+    let mut s = Script::new();
+    s.handshake().s(FIN_ACK, 5001, 101, 0).s(RST, 5001, 0, 0);
+    let (state, hist, reason, _) = s.ended();
+    assert_eq!((state, hist.as_str(), reason), (ConnState::Rstr, "ShAfr", EndReason::Rst));
+}
+
+#[test]
+fn reset_after_fin_reverts_to_closed_when_the_peer_closes() {
+    // Zeek's irc starttls trace: client FIN, client RST, server FIN, client RST: SF.
+    let mut s = Script::new();
+    s.handshake()
+        .c(FIN_ACK, 101, 5001, 0)
+        .c(RST, 102, 0, 0)
+        .s(FIN_ACK, 5001, 102, 0)
+        .c(RST, 102, 0, 0);
+    let (state, hist, _, _) = s.ended();
+    assert_eq!((state, hist.as_str()), (ConnState::Sf, "ShAFRf"));
+}
+
+#[test]
+fn closed_rst_after_both_fins_stays_sf() {
+    let mut s = Script::new();
+    s.handshake().c(FIN_ACK, 101, 5001, 0).s(FIN_ACK, 5001, 102, 0).s(RST, 5002, 0, 0);
+    let (state, hist, reason, _) = s.ended();
+    assert_eq!((state, hist.as_str(), reason), (ConnState::Sf, "ShAFfr", EndReason::Fin));
 }
 
 // ----- UDP, ICMP and time ------------------------------------------------------------
@@ -564,4 +614,29 @@ proptest! {
             }
         }
     }
+}
+
+#[test]
+fn synsent_unanswered_attempt_ends_after_the_attempt_time_from_its_start() {
+    let mut c = FlowTrackerConfig::default();
+    c.tcp_attempt_idle = Duration::from_secs(5);
+    let mut s = Script::with_config(c);
+    s.c(SYN, 100, 0, 0);
+    s.wait(Duration::from_secs(3)).c(ACK, 101, 0, 0);
+    s.wait(Duration::from_secs(1)).c(PSH_ACK, 101, 0, 10);
+    // 4 s after the SYN the attempt is still live; more data 2 s later finds it expired
+    // (5 s from the SYN) and starts a new, partial flow.
+    assert_eq!(s.tracker.flow_count(), 1);
+    s.wait(Duration::from_secs(2)).c(PSH_ACK, 111, 0, 10);
+    let events = s.finish();
+    let ends: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            FlowEvent::Ended { conn_state, history, stats, .. } => {
+                Some((*conn_state, history.as_str().to_string(), stats.initiator.packets))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ends, [(ConnState::S0, "SAD".to_string(), 3), (ConnState::Oth, "D".to_string(), 1)]);
 }

@@ -6,3 +6,5 @@ mod common;
 mod community_id;
 mod pcaps;
 mod samples;
+mod tracker;
+mod zeek;

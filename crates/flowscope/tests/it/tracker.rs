@@ -1,0 +1,213 @@
+//! The tracker over every shared capture: the packet ledger, flow invariants, and
+//! per-flow counts against tshark's conversation tables.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use flowscope::event::FlowEvent;
+use flowscope::extract::{FiveTuple, FiveTupleKey, FlowExtractor, Unmatched};
+use flowscope::packet::PacketView;
+use flowscope::packet::{DecodeErrorKind, Transport};
+use flowscope::tracker::{FlowTracker, FlowTrackerConfig};
+
+use crate::common::{endpoint, index, jsonl, read_capture, shared, Rec};
+
+/// Run the tracker over packets; returns the Ended events.
+pub(crate) fn track(
+    packets: &[Rec],
+    config: FlowTrackerConfig,
+) -> (Vec<FlowEvent<FiveTupleKey>>, flowscope::tracker::TrackerStats) {
+    let mut t = FlowTracker::new(FiveTuple::new(), config);
+    let mut events = Vec::new();
+    for p in packets {
+        let view = PacketView::new(p.ts, p.link, &p.data).with_orig_len(p.orig_len);
+        t.handle_packet(&view, &mut events);
+    }
+    t.finish(&mut events);
+    assert_eq!(t.flow_count(), 0);
+    let stats = *t.stats();
+    (events, stats)
+}
+
+/// Every capture: the ledger balances, every started flow ends once, and the flows'
+/// packets add up to the tracked packets.
+#[test]
+fn ledger_and_lifecycle_hold_on_every_capture() {
+    for row in index() {
+        let cap = read_capture(&shared().join("pcaps").join(&row.file));
+        let (events, st) = track(&cap.packets, FlowTrackerConfig::default());
+        assert_eq!(st.packets, cap.packets.len() as u64, "{}", row.file);
+        assert_eq!(st.packets, st.tracked + st.unmatched.total() + st.dropped, "{}", row.file);
+        assert_eq!(st.flows_created, st.flows_ended.total(), "{}", row.file);
+        let started =
+            events.iter().filter(|e| matches!(e, FlowEvent::Started { .. })).count() as u64;
+        let mut packets = 0;
+        let mut ended = 0u64;
+        for e in &events {
+            if let FlowEvent::Ended { stats, .. } = e {
+                packets += stats.packets();
+                ended += 1;
+            }
+        }
+        assert_eq!((started, ended), (st.flows_created, st.flows_created), "{}", row.file);
+        assert_eq!(packets, st.tracked, "{}", row.file);
+    }
+}
+
+/// Captures whose tshark conversations cannot be compared one to one yet: tshark keys
+/// tunnelled packets by their inner header, which needs the tunnels work. Listed by name
+/// with the reason. (Captures with IP fragments are found and skipped automatically.)
+const NOT_COMPARABLE: &[(&str, &str)] = &[
+    ("arkime__gre-sample", "GRE tunnel"),
+    ("zeek__gre-within-gre", "GRE tunnel"),
+    ("suricata-verify__vxlan-decoder-03", "VXLAN tunnel"),
+    ("zeek__gtp1_gn_normal_incl_fragmentation", "GTP-U tunnel, fragments"),
+    ("arkime__gtp-u", "GTP-U tunnel"),
+    ("zeek__geneve", "Geneve tunnel"),
+    ("zeek__erspan", "ERSPAN tunnel, fragments"),
+    ("zeek__6in4", "IPv6 in IPv4"),
+    ("merged__permissive-mix-787-captures", "every tunnel and fragment kind mixed"),
+    // Not a tunnel: Mobile IPv6 Home Address destination options. tshark rejects one
+    // frame's option as malformed and leaves its UDP out of the conversation; we walk the
+    // options header by its length and count the UDP datagram (one frame more).
+    ("zeek__ipv6-mobility-dst-opts", "tshark drops a UDP frame behind a malformed option"),
+];
+
+type Dir = (u8, IpAddr, u16, IpAddr, u16);
+type Totals = (u64, u64, u64);
+
+fn add(t: &mut Totals, packets: u64, l2: u64, ip: u64) {
+    t.0 += packets;
+    t.1 += l2;
+    t.2 += ip;
+}
+
+/// Per-direction totals for every TCP and UDP conversation equal tshark's (frames, frame
+/// bytes, IP bytes), for every capture without tunnels or IP fragments. Flows are summed
+/// by 5-tuple on both sides because tshark never expires a conversation (one
+/// `udp.stream` can be several of our flows after idle timeouts) and splits TCP only on a
+/// new SYN.
+///
+/// Two differences are by design, and the test accounts for them frame by frame rather
+/// than skipping the captures:
+/// - tshark counts an ICMP error under the conversation it quotes (with the quoted IP
+///   header's length); we count it in the ICMP flow and expose the quoted tuple
+///   (`IcmpHeader::inner`). Seen in `zeek__icmp-destunreach-udp` and the traceroute in
+///   `arkime__v6`.
+/// - A frame whose IPv4 total length claims more bytes than the frame had on the wire is
+///   dropped as malformed (`BadTotalLength`), as Zeek drops it (`truncated_IP`); tshark
+///   counts it. Five such frames are in `zeek__reassembly`.
+#[test]
+fn per_flow_counts_equal_tshark() {
+    let mut compared = 0usize;
+    let mut adjusted = (0usize, 0usize);
+    let mut failures = Vec::new();
+    let mut skipped = Vec::new();
+    for row in index() {
+        let name = row.file.rsplit('/').next().unwrap().rsplit_once('.').unwrap().0.to_string();
+        let convs = jsonl(&shared().join("pcaps/ref/conversations").join(format!("{name}.jsonl")));
+        if convs.is_empty() {
+            continue;
+        }
+        if NOT_COMPARABLE.iter().any(|(n, _)| *n == name) {
+            skipped.push(name);
+            continue;
+        }
+        let cap = read_capture(&shared().join("pcaps").join(&row.file));
+        // tshark reassembles fragments and counts a datagram under the frame that
+        // completes it: not comparable until defragmentation exists.
+        let has_fragments = cap.packets.iter().any(|p| {
+            let view = PacketView::new(p.ts, p.link, &p.data).with_orig_len(p.orig_len);
+            flowscope::packet::decode(&view)
+                .is_ok_and(|h| h.ip.is_some_and(|ip| ip.fragment.is_some()))
+        });
+        if has_fragments {
+            skipped.push(name);
+            continue;
+        }
+        let (events, _) = track(&cap.packets, FlowTrackerConfig::default());
+        // Ours, by direction.
+        let mut ours: HashMap<Dir, Totals> = HashMap::new();
+        for e in &events {
+            if let FlowEvent::Ended { key, initiator, stats, .. } = e {
+                for (o, s) in [(*initiator, &stats.initiator), (initiator.flip(), &stats.responder)]
+                {
+                    let (a, pa) = key.src(o);
+                    let (b, pb) = key.dst(o);
+                    add(
+                        ours.entry((key.proto(), a, pa, b, pb)).or_default(),
+                        s.packets,
+                        s.l2_bytes,
+                        s.ip_bytes,
+                    );
+                }
+            }
+        }
+        // The two by-design differences, added frame by frame.
+        for p in &cap.packets {
+            let view = PacketView::new(p.ts, p.link, &p.data).with_orig_len(p.orig_len);
+            match FiveTuple::new().extract(&view) {
+                Ok(ex) => {
+                    if let Transport::Icmp(icmp) = ex.headers.transport {
+                        if let Some(t) = icmp.inner(&p.data).filter(|t| matches!(t.proto, 6 | 17)) {
+                            let dir = (t.proto, t.src, t.src_port, t.dst, t.dst_port);
+                            add(
+                                ours.entry(dir).or_default(),
+                                1,
+                                u64::from(p.orig_len),
+                                u64::from(t.ip_len),
+                            );
+                            adjusted.0 += 1;
+                        }
+                    }
+                }
+                Err(Unmatched::Malformed(e))
+                    if matches!(e.kind, DecodeErrorKind::BadTotalLength(_)) =>
+                {
+                    // Decode it as if snaplen had cut it, to find its flow.
+                    let lax = view.with_orig_len(u32::MAX);
+                    let ex = FiveTuple::new().extract(&lax).expect("headers are complete");
+                    let ip = ex.headers.ip.unwrap();
+                    let (sp, dp) = ex.headers.ports().unwrap();
+                    let dir = (ip.proto, ip.src, sp, ip.dst, dp);
+                    add(
+                        ours.entry(dir).or_default(),
+                        1,
+                        u64::from(p.orig_len),
+                        u64::from(ip.ip_len),
+                    );
+                    adjusted.1 += 1;
+                }
+                Err(_) => {}
+            }
+        }
+        // tshark's, by direction.
+        let mut theirs: HashMap<Dir, Totals> = HashMap::new();
+        for c in &convs {
+            let proto = if c["proto"] == "tcp" { 6 } else { 17 };
+            let (a, pa) = endpoint(c["a"].as_str().unwrap());
+            let (b, pb) = endpoint(c["b"].as_str().unwrap());
+            let n = |k: &str| c[k].as_u64().unwrap();
+            for (dir, f, by, ip) in [
+                ((proto, a, pa, b, pb), "a_frames", "a_bytes", "a_ip_bytes"),
+                ((proto, b, pb, a, pa), "b_frames", "b_bytes", "b_ip_bytes"),
+            ] {
+                let t = theirs.entry(dir).or_default();
+                t.0 += n(f);
+                t.1 += n(by);
+                t.2 += n(ip);
+            }
+        }
+        for (dir, want) in &theirs {
+            compared += 1;
+            let got = ours.get(dir).copied().unwrap_or_default();
+            if got != *want {
+                failures.push(format!("{name}: {dir:?}: ours {got:?} tshark {want:?}"));
+            }
+        }
+    }
+    eprintln!("directions compared: {compared}; ICMP-quoted frames added: {}; over-long frames added: {}; captures skipped: {skipped:?}", adjusted.0, adjusted.1);
+    assert_eq!(adjusted.1, 5, "the five over-long frames of zeek__reassembly");
+    assert!(compared > 4000, "{compared}");
+    assert!(failures.is_empty(), "{} differ:\n{}", failures.len(), failures.join("\n"));
+}

@@ -1,0 +1,212 @@
+//! Zeek conformance: our flow records against the conn.log Zeek's own test suite expects
+//! (`../shared/zeek-conformance`, 66 cases).
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use flowscope::event::FlowEvent;
+use flowscope::tracker::FlowTrackerConfig;
+
+use crate::common::{read_capture, shared};
+use crate::tracker::track;
+
+/// One conn.log row, with the fields we compare.
+#[derive(Debug, Clone)]
+pub(crate) struct ZeekConn {
+    pub(crate) proto: String,
+    pub(crate) orig: (IpAddr, u16),
+    pub(crate) resp: (IpAddr, u16),
+    pub(crate) fields: HashMap<String, String>,
+}
+
+impl ZeekConn {
+    fn get(&self, f: &str) -> Option<&str> {
+        self.fields.get(f).map(String::as_str)
+    }
+
+    pub(crate) fn in_tunnel(&self) -> bool {
+        !matches!(
+            self.get("tunnel_parents"),
+            None | Some("-") | Some("(empty)") | Some("[]") | Some("")
+        )
+    }
+}
+
+/// Parse a conn.log baseline (Zeek TSV or JSON lines; `id.orig_h` or `src_ip` names).
+/// Rows without endpoints (some tests log only a few columns) are left out.
+pub(crate) fn parse_conn_log(path: &Path) -> Vec<ZeekConn> {
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut fields: Vec<String> = Vec::new();
+    let mut out = Vec::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("#fields\t") {
+            fields = rest.split('\t').map(str::to_string).collect();
+            continue;
+        }
+        if line.starts_with('#') || line.trim().is_empty() {
+            continue;
+        }
+        let row: HashMap<String, String> = if line.starts_with('{') {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            v.as_object()
+                .unwrap()
+                .iter()
+                .map(|(k, v)| {
+                    (k.clone(), v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()))
+                })
+                .collect()
+        } else {
+            fields.iter().cloned().zip(line.split('\t').map(str::to_string)).collect()
+        };
+        let pick = |a: &str, b: &str| row.get(a).or_else(|| row.get(b)).cloned();
+        let (Some(oh), Some(op), Some(rh), Some(rp), Some(proto)) = (
+            pick("id.orig_h", "src_ip"),
+            pick("id.orig_p", "src_port"),
+            pick("id.resp_h", "dst_ip"),
+            pick("id.resp_p", "dst_port"),
+            row.get("proto").cloned(),
+        ) else {
+            continue;
+        };
+        out.push(ZeekConn {
+            proto,
+            orig: (oh.parse().unwrap(), op.parse().unwrap()),
+            resp: (rh.parse().unwrap(), rp.parse().unwrap()),
+            fields: row,
+        });
+    }
+    out
+}
+
+/// Zeek's defaults where they differ from ours: an unanswered attempt is dropped 5 s
+/// after its SYN (`tcp_attempt_delay`), and ICMP times out after a minute.
+pub(crate) fn zeek_like_config() -> FlowTrackerConfig {
+    let mut c = FlowTrackerConfig::default();
+    c.tcp_attempt_idle = Duration::from_secs(5);
+    c.other_idle = Duration::from_secs(60);
+    c
+}
+
+fn proto_name(p: u8) -> &'static str {
+    match p {
+        6 => "tcp",
+        17 => "udp",
+        1 | 58 => "icmp",
+        _ => "unknown_transport",
+    }
+}
+
+/// Our records for one trace, by (proto, orig, resp), in the order flows ended.
+pub(crate) fn our_conns(
+    trace: &Path,
+) -> HashMap<(String, (IpAddr, u16), (IpAddr, u16)), Vec<BTreeMap<&'static str, String>>> {
+    let cap = read_capture(trace);
+    let (events, _) = track(&cap.packets, zeek_like_config());
+    let mut out: HashMap<_, Vec<_>> = HashMap::new();
+    for e in events {
+        if let FlowEvent::Ended { key, initiator, stats, conn_state, history, .. } = e {
+            let mut f = BTreeMap::new();
+            f.insert("conn_state", conn_state.as_str().to_string());
+            f.insert("orig_pkts", stats.initiator.packets.to_string());
+            f.insert("resp_pkts", stats.responder.packets.to_string());
+            f.insert("orig_ip_bytes", stats.initiator.ip_bytes.to_string());
+            f.insert("resp_ip_bytes", stats.responder.ip_bytes.to_string());
+            f.insert(
+                "history",
+                if history.is_empty() { "-".into() } else { history.as_str().to_string() },
+            );
+            let k = (proto_name(key.proto()).to_string(), key.src(initiator), key.dst(initiator));
+            out.entry(k).or_default().push(f);
+        }
+    }
+    out
+}
+
+const COMPARED: [&str; 5] =
+    ["conn_state", "orig_pkts", "resp_pkts", "orig_ip_bytes", "resp_ip_bytes"];
+
+/// conn_state, packets and IP bytes per side equal Zeek's for at least 95% of the
+/// connections outside tunnels; prints the rate per field and every mismatch.
+#[test]
+fn conn_state_packets_and_ip_bytes_match_zeek() {
+    let root = shared().join("zeek-conformance");
+    let mut cases: Vec<_> = std::fs::read_dir(&root)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().is_dir())
+        .map(|e| e.path())
+        .collect();
+    cases.sort();
+    let (mut rows, mut tunnelled, mut full_match) = (0usize, 0usize, 0usize);
+    let mut field_match: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut misses = Vec::new();
+    for case in &cases {
+        let trace = ["trace.pcap", "trace.pcapng"]
+            .iter()
+            .map(|t| case.join(t))
+            .find(|p| p.exists())
+            .unwrap();
+        let zeek = parse_conn_log(&case.join("conn.log"));
+        if zeek.is_empty() {
+            continue;
+        }
+        let mut ours = our_conns(&trace);
+        let name = case.file_name().unwrap().to_string_lossy().to_string();
+        for z in zeek {
+            if z.in_tunnel() {
+                tunnelled += 1;
+                continue;
+            }
+            rows += 1;
+            let key = (z.proto.clone(), z.orig, z.resp);
+            let mine = ours.get_mut(&key).filter(|v| !v.is_empty()).map(|v| v.remove(0));
+            let Some(mine) = mine else {
+                let flipped =
+                    ours.get(&(z.proto.clone(), z.resp, z.orig)).is_some_and(|v| !v.is_empty());
+                misses.push(format!(
+                    "{name}: {} {:?} -> {:?}: {}",
+                    z.proto,
+                    z.orig,
+                    z.resp,
+                    if flipped { "found with the roles flipped" } else { "no such flow" }
+                ));
+                continue;
+            };
+            let mut all = true;
+            let mut diffs = Vec::new();
+            for f in COMPARED {
+                if z.get(f) == Some(mine[f].as_str()) {
+                    *field_match.entry(f).or_default() += 1;
+                } else {
+                    all = false;
+                    diffs.push(format!("{f} zeek {} ours {}", z.get(f).unwrap_or("?"), mine[f]));
+                }
+            }
+            if all {
+                full_match += 1;
+            } else {
+                misses.push(format!(
+                    "{name}: {} {:?} -> {:?} (history zeek {} ours {}): {}",
+                    z.proto,
+                    z.orig,
+                    z.resp,
+                    z.get("history").unwrap_or("?"),
+                    mine["history"],
+                    diffs.join(", ")
+                ));
+            }
+        }
+    }
+    let rate = full_match as f64 / rows as f64;
+    eprintln!("zeek conformance: {full_match}/{rows} connections match on {COMPARED:?} ({:.1}%); {tunnelled} inside tunnels not compared", rate * 100.0);
+    for (f, n) in &field_match {
+        eprintln!("  {f}: {n}/{rows} ({:.1}%)", *n as f64 * 100.0 / rows as f64);
+    }
+    for m in &misses {
+        eprintln!("  mismatch: {m}");
+    }
+    assert!(rows >= 250, "{rows}");
+    assert!(rate >= 0.95, "match rate {:.1}% below 95%", rate * 100.0);
+}
