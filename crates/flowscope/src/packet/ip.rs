@@ -97,9 +97,14 @@ pub(super) fn decode_ipv6(
     }
     let (captured, wire) = room(frame, off, frame_len);
     let payload_field = be16(hdr[4], hdr[5]);
-    // A payload length of 0 with more bytes behind the header is a jumbogram (RFC 2675) or
-    // a segmentation-offload capture; either way the datagram is the rest of the frame.
-    let payload = if payload_field == 0 { wire - 40 } else { usize::from(payload_field) };
+    // A payload length of 0 followed by a hop-by-hop header is a jumbogram (RFC 2675):
+    // the datagram is the rest of the frame. Otherwise 0 means an empty payload (Zeek
+    // and Wireshark read it so too).
+    let payload = if payload_field == 0 && hdr[6] == EXT_HOP_BY_HOP {
+        wire - 40
+    } else {
+        usize::from(payload_field)
+    };
     if 40 + payload > wire {
         return Err(DecodeError::new(
             Layer::Ipv6,

@@ -22,6 +22,10 @@ const ETH_QINQ_OLD: u16 = 0x9100;
 const ETH_MPLS_UC: u16 = 0x8847;
 const ETH_MPLS_MC: u16 = 0x8848;
 const ETH_PPPOE_SESSION: u16 = 0x8864;
+/// Cisco FabricPath: a 2-byte FTag/TTL field, then the original Ethernet header.
+const ETH_FABRICPATH: u16 = 0x8903;
+/// Cisco VN-Tag (802.1Qbh): a 4-byte tag, then the next EtherType.
+const ETH_VNTAG: u16 = 0x8926;
 
 const PPP_IPV4: u16 = 0x0021;
 const PPP_IPV6: u16 = 0x0057;
@@ -87,6 +91,13 @@ pub(super) fn decode_link(
             ethertype_chain(frame, be16(hdr[0], hdr[1]), 20, h)
         }
         LinkType::NFLOG => nflog(frame, h),
+        LinkType::PPP | LinkType::PPP_HDLC => ppp(frame, h),
+        LinkType::IEEE802_11 => ieee802_11(frame, 0, h),
+        LinkType::IEEE802_11_RADIOTAP => {
+            // Radiotap: version, pad, then its own length (little-endian).
+            let rt = header_at::<4>(frame, 0, Layer::Link)?;
+            ieee802_11(frame, usize::from(u16::from_le_bytes([rt[2], rt[3]])), h)
+        }
         other => Err(DecodeError::new(Layer::Link, DecodeErrorKind::UnsupportedLinkType(other.0))),
     }
 }
@@ -109,6 +120,17 @@ fn ethertype_chain(
                 h.vlan.push(be16(tag[0], tag[1]) & 0x0fff)?;
                 ethertype = be16(tag[2], tag[3]);
                 off += 4;
+            }
+            ETH_FABRICPATH => {
+                // FTag/TTL (2), inner destination and source MACs (12), EtherType (2).
+                let fp = header_at::<16>(frame, off, Layer::Link)?;
+                ethertype = be16(fp[14], fp[15]);
+                off += 16;
+            }
+            ETH_VNTAG => {
+                let tag = header_at::<6>(frame, off, Layer::Vlan)?;
+                ethertype = be16(tag[4], tag[5]);
+                off += 6;
             }
             ETH_MPLS_UC | ETH_MPLS_MC => return mpls(frame, off, h),
             ETH_PPPOE_SESSION => {
@@ -191,4 +213,63 @@ fn nflog(frame: &[u8], h: &mut LinkInfo) -> Result<Net, DecodeError> {
         // TLVs are padded to 4 bytes.
         off += (len + 3) & !3;
     }
+}
+
+/// PPP in HDLC-like framing (LINKTYPE_PPP, LINKTYPE_PPP_HDLC): an optional `ff 03`
+/// address/control pair, then a 1- or 2-byte protocol number.
+fn ppp(frame: &[u8], h: &mut LinkInfo) -> Result<Net, DecodeError> {
+    let head = header_at::<2>(frame, 0, Layer::Link)?;
+    let mut off = if *head == [0xff, 0x03] { 2 } else { 0 };
+    let first = header_at::<1>(frame, off, Layer::Link)?[0];
+    // Protocol numbers are odd in their last byte; an odd first byte is a compressed
+    // one-byte protocol field (RFC 1661, section 6.5).
+    let proto = if first & 1 == 1 {
+        off += 1;
+        u16::from(first)
+    } else {
+        let p = header_at::<2>(frame, off, Layer::Link)?;
+        off += 2;
+        be16(p[0], p[1])
+    };
+    match proto {
+        PPP_IPV4 => {
+            h.ethertype = ETH_IPV4;
+            Ok(Net::Ipv4(off))
+        }
+        PPP_IPV6 => {
+            h.ethertype = ETH_IPV6;
+            Ok(Net::Ipv6(off))
+        }
+        _ => Ok(Net::Other),
+    }
+}
+
+/// An IEEE 802.11 data frame starting at `off`: its MAC header (24 bytes, 30 with four
+/// addresses, +2 for QoS, +4 for HT control), then LLC/SNAP carrying an EtherType.
+/// Management, control and encrypted frames are not IP to us.
+fn ieee802_11(frame: &[u8], off: usize, h: &mut LinkInfo) -> Result<Net, DecodeError> {
+    let fc = header_at::<2>(frame, off, Layer::Link)?;
+    let (kind, subtype, flags) = ((fc[0] >> 2) & 0x3, fc[0] >> 4, fc[1]);
+    const DATA: u8 = 2;
+    const PROTECTED: u8 = 0x40;
+    if kind != DATA || flags & PROTECTED != 0 || subtype & 0x4 != 0 {
+        // Not data, encrypted, or a null-function subtype that carries no payload.
+        return Ok(Net::Other);
+    }
+    let mut len = 24;
+    if flags & 0x03 == 0x03 {
+        len += 6; // fourth address (WDS)
+    }
+    let qos = subtype & 0x8 != 0;
+    if qos {
+        len += 2;
+        if flags & 0x80 != 0 {
+            len += 4; // HT control
+        }
+    }
+    let llc = header_at::<8>(frame, off + len, Layer::Link)?;
+    if llc[..6] != [0xaa, 0xaa, 0x03, 0, 0, 0] {
+        return Ok(Net::Other);
+    }
+    ethertype_chain(frame, be16(llc[6], llc[7]), off + len + 8, h)
 }

@@ -14,10 +14,10 @@
 //!
 //! - Link types: Ethernet (1), raw IP (101, and 228/229 for IPv4/IPv6 only), Linux cooked
 //!   capture SLL (113) and SLL2 (276), BSD null (0) and OpenBSD loop (108), Linux NFLOG
-//!   (239).
+//!   (239), PPP (9, 50), IEEE 802.11 data frames (105) and behind radiotap (127).
 //! - Below Ethernet: 802.1Q and 802.1ad/QinQ tags (any mix, up to [`MAX_VLAN_TAGS`]; the
-//!   first two VLAN ids are kept), MPLS label stacks (up to [`MAX_MPLS_LABELS`]) followed by
-//!   IPv4 or IPv6, PPPoE sessions carrying IPv4 or IPv6.
+//!   first two VLAN ids are kept), Cisco FabricPath and VN-Tag, MPLS label stacks (up to
+//!   [`MAX_MPLS_LABELS`]) followed by IPv4 or IPv6, PPPoE sessions carrying IPv4 or IPv6.
 //! - IPv4 with options and fragment fields (RFC 791); IPv6 (RFC 8200) with its
 //!   extension-header chain: hop-by-hop, routing, fragment, destination options and AH
 //!   (RFC 4302), up to [`MAX_IPV6_EXT_HEADERS`].
@@ -87,10 +87,18 @@ impl LinkType {
     pub const NFLOG: LinkType = LinkType(239);
     /// Linux cooked capture v2 (20-byte header).
     pub const LINUX_SLL2: LinkType = LinkType(276);
+    /// PPP (RFC 1661), with or without the HDLC address/control bytes.
+    pub const PPP: LinkType = LinkType(9);
+    /// PPP in HDLC-like framing (RFC 1662).
+    pub const PPP_HDLC: LinkType = LinkType(50);
+    /// IEEE 802.11 frames.
+    pub const IEEE802_11: LinkType = LinkType(105);
+    /// IEEE 802.11 frames behind a radiotap header.
+    pub const IEEE802_11_RADIOTAP: LinkType = LinkType(127);
 
     /// True when [`decode`] understands this link type.
     pub const fn is_supported(self) -> bool {
-        matches!(self.0, 0 | 1 | 101 | 108 | 113 | 228 | 229 | 239 | 276)
+        matches!(self.0, 0 | 1 | 9 | 50 | 101 | 105 | 108 | 113 | 127 | 228 | 229 | 239 | 276)
     }
 }
 

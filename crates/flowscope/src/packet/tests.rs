@@ -484,3 +484,70 @@ fn headers_stay_small() {
     assert!(core::mem::size_of::<Headers>() <= 128, "{}", core::mem::size_of::<Headers>());
     assert!(core::mem::size_of::<DecodeError>() <= 16);
 }
+
+#[test]
+fn fabricpath_and_vntag() {
+    let inner = tcp4().build();
+    // FabricPath: outer MACs, 0x8903, FTag/TTL, then the original frame.
+    let mut fp = vec![0xaa; 12];
+    fp.extend_from_slice(&[0x89, 0x03, 0x00, 0x3f]);
+    fp.extend_from_slice(&inner);
+    let h = dec(LinkType::ETHERNET, &fp).unwrap();
+    assert_eq!(h.tcp().unwrap().dst_port, 80);
+    assert_eq!(h.ip.unwrap().offset, 30);
+    assert!(dec(LinkType::ETHERNET, &fp[..20]).unwrap_err().is_truncated());
+    // VN-Tag, then 802.1Q, then IPv4.
+    let mut vn = inner[..12].to_vec();
+    vn.extend_from_slice(&[0x89, 0x26, 0, 0, 0, 0, 0x81, 0x00, 0x00, 0x0b, 0x08, 0x00]);
+    vn.extend_from_slice(&inner[14..]);
+    let h = dec(LinkType::ETHERNET, &vn).unwrap();
+    assert_eq!(h.vlan.outer(), Some(11));
+    assert_eq!(h.tcp().unwrap().dst_port, 80);
+}
+
+#[test]
+fn ppp_framings() {
+    let ip = tcp4().link(LinkType::RAW).build();
+    for head in [&[0xff, 0x03, 0x00, 0x21][..], &[0x00, 0x21], &[0x21]] {
+        let mut f = head.to_vec();
+        f.extend_from_slice(&ip);
+        let h = dec(LinkType::PPP, &f).unwrap_or_else(|e| panic!("{head:?}: {e}"));
+        assert_eq!(h.tcp().unwrap().dst_port, 80, "{head:?}");
+    }
+    let mut lcp = vec![0xff, 0x03, 0xc0, 0x21];
+    lcp.extend_from_slice(&[1, 1, 0, 4]);
+    assert_eq!(dec(LinkType::PPP, &lcp).unwrap().ip, None);
+}
+
+#[test]
+fn ieee802_11_data_behind_radiotap() {
+    let ip = tcp4().link(LinkType::RAW).build();
+    let mut wifi = vec![0x88, 0x01, 0, 0]; // QoS data, to-DS
+    wifi.extend_from_slice(&[0x11; 20]); // three addresses, sequence control
+    wifi.extend_from_slice(&[0, 0]); // QoS control
+    wifi.extend_from_slice(&[0xaa, 0xaa, 0x03, 0, 0, 0, 0x08, 0x00]);
+    wifi.extend_from_slice(&ip);
+    let h = dec(LinkType::IEEE802_11, &wifi).unwrap();
+    assert_eq!(h.tcp().unwrap().dst_port, 80);
+    let mut rt = vec![0, 0, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    rt.extend_from_slice(&wifi);
+    assert_eq!(dec(LinkType::IEEE802_11_RADIOTAP, &rt).unwrap().tcp().unwrap().dst_port, 80);
+    // Encrypted and management frames are not IP.
+    let mut enc = wifi.clone();
+    enc[1] |= 0x40;
+    assert_eq!(dec(LinkType::IEEE802_11, &enc).unwrap().ip, None);
+    let mut beacon = wifi.clone();
+    beacon[0] = 0x80;
+    assert_eq!(dec(LinkType::IEEE802_11, &beacon).unwrap().ip, None);
+    // A radiotap length past the frame is a truncation.
+    assert!(dec(LinkType::IEEE802_11_RADIOTAP, &[0, 0, 200, 0, 1, 2]).unwrap_err().is_truncated());
+}
+
+#[test]
+fn ipv6_zero_payload_length_is_empty_unless_jumbo() {
+    let mut f = Frame::raw(v4("2001:db8::1"), v4("2001:db8::2"), 99).build();
+    f.resize(60, 0);
+    let h = dec(LinkType::ETHERNET, &f).unwrap();
+    assert_eq!(h.ip.unwrap().ip_len, 40);
+    assert_eq!(h.payload_len, 0);
+}

@@ -85,6 +85,18 @@ impl FlowTrackerConfig {
         self
     }
 
+    /// Set how long an unanswered TCP attempt is kept after its first packet.
+    pub fn with_attempt_idle(mut self, d: Duration) -> Self {
+        self.tcp_attempt_idle = d;
+        self
+    }
+
+    /// Set how long a TCP flow lingers after both FINs or a RST.
+    pub fn with_linger(mut self, d: Duration) -> Self {
+        self.tcp_linger = d;
+        self
+    }
+
     /// Set the hash seed.
     pub fn with_hash_seed(mut self, seed: u64) -> Self {
         self.hash_seed = seed;

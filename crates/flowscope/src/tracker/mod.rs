@@ -598,9 +598,8 @@ impl<E: FlowExtractor, S> FlowTracker<E, S> {
             }
             Transport::Udp(_) => {
                 s.payload += u64::from(h.payload_wire_len);
-                if h.payload_wire_len > 0 {
-                    flow.hist.check(i == 0, tcp::hist::DATA, b'D');
-                }
+                // Zeek marks every UDP packet, empty ones included.
+                flow.hist.check(i == 0, tcp::hist::DATA, b'D');
             }
             _ => s.payload += u64::from(h.payload_wire_len),
         }

@@ -618,9 +618,8 @@ proptest! {
 
 #[test]
 fn synsent_unanswered_attempt_ends_after_the_attempt_time_from_its_start() {
-    let mut c = FlowTrackerConfig::default();
-    c.tcp_attempt_idle = Duration::from_secs(5);
-    let mut s = Script::with_config(c);
+    let mut s =
+        Script::with_config(FlowTrackerConfig::default().with_attempt_idle(Duration::from_secs(5)));
     s.c(SYN, 100, 0, 0);
     s.wait(Duration::from_secs(3)).c(ACK, 101, 0, 0);
     s.wait(Duration::from_secs(1)).c(PSH_ACK, 101, 0, 10);
