@@ -242,7 +242,15 @@ impl FlowExtractor for FiveTuple {
             _ => (0, 0),
         };
         let vlan = if self.vlan_in_key { headers.vlan.outer().unwrap_or(0) } else { 0 };
-        let (key, orientation) = FiveTupleKey::new(ip.src, sport, ip.dst, dport, ip.proto, vlan);
+        let (key, orientation) = FiveTupleKey::from_words(
+            ip.src_words(),
+            sport,
+            ip.dst_words(),
+            dport,
+            ip.proto,
+            ip.v6,
+            vlan,
+        );
         Ok(Extracted { key, orientation, headers })
     }
 }
@@ -265,7 +273,7 @@ impl FlowExtractor for IpPair {
             return Err(Unmatched::NotIp { ethertype: headers.ethertype });
         };
         let vlan = if self.vlan_in_key { headers.vlan.outer().unwrap_or(0) } else { 0 };
-        let (key, orientation) = IpPairKey::new(ip.src, ip.dst, vlan);
+        let (key, orientation) = IpPairKey::new(ip.src(), ip.dst(), vlan);
         Ok(Extracted { key, orientation, headers })
     }
 }

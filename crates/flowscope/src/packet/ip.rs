@@ -63,9 +63,9 @@ pub(super) fn decode_ipv4(
     });
     let proto = hdr[9];
     let ip = IpHeader {
-        // Whole-word loads: building addresses byte by byte stalls store forwarding.
-        src: IpAddr::V4(Ipv4Addr::from(be32([hdr[12], hdr[13], hdr[14], hdr[15]]))),
-        dst: IpAddr::V4(Ipv4Addr::from(be32([hdr[16], hdr[17], hdr[18], hdr[19]]))),
+        src: [u64::from(be32([hdr[12], hdr[13], hdr[14], hdr[15]])) << 32, 0],
+        dst: [u64::from(be32([hdr[16], hdr[17], hdr[18], hdr[19]])) << 32, 0],
+        v6: false,
         proto,
         ttl: hdr[8],
         ip_len: clamp_u32(total),
@@ -161,8 +161,9 @@ pub(super) fn decode_ipv6(
         }
     }
     let ip = IpHeader {
-        src: IpAddr::V6(Ipv6Addr::from(u128::from_be_bytes(*array16(hdr, 8)))),
-        dst: IpAddr::V6(Ipv6Addr::from(u128::from_be_bytes(*array16(hdr, 24)))),
+        src: words16(array16(hdr, 8)),
+        dst: words16(array16(hdr, 24)),
+        v6: true,
         proto: next,
         ttl: hdr[7],
         ip_len: clamp_u32(total),
@@ -188,6 +189,12 @@ pub(super) fn decode_ipv6(
 fn ext_header(frame: &[u8], cur: usize, end: usize) -> Result<&[u8; 8], DecodeError> {
     let window = frame.get(..end).unwrap_or(frame);
     header_at::<8>(window, cur, Layer::Ipv6Ext)
+}
+
+#[inline(always)]
+fn words16(b: &[u8; 16]) -> [u64; 2] {
+    let v = u128::from_be_bytes(*b);
+    [(v >> 64) as u64, v as u64]
 }
 
 #[inline(always)]

@@ -49,7 +49,7 @@ mod ip;
 mod link;
 mod transport;
 
-use core::net::IpAddr;
+use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 pub use error::{DecodeError, DecodeErrorKind, Layer};
 
@@ -213,12 +213,17 @@ impl Fragment {
 }
 
 /// The IP header fields flow tracking uses.
+///
+/// Addresses are kept as two big-endian 64-bit words (IPv4 in the top 32 bits of the
+/// first word), read through [`IpHeader::src`] and [`IpHeader::dst`]: `IpAddr` fields
+/// cost store-forwarding stalls on every packet, since the key builder reads them back as
+/// whole words.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 pub struct IpHeader {
-    /// Source address.
-    pub src: IpAddr,
-    /// Destination address.
-    pub dst: IpAddr,
+    src: [u64; 2],
+    dst: [u64; 2],
+    /// True for IPv6.
+    pub v6: bool,
     /// The transport protocol number (after IPv6 extension headers).
     pub proto: u8,
     /// TTL or hop limit.
@@ -230,6 +235,54 @@ pub struct IpHeader {
     pub offset: u32,
     /// Present when this packet is a fragment (MF set or a non-zero offset).
     pub fragment: Option<Fragment>,
+}
+
+impl IpHeader {
+    /// Source address.
+    #[inline]
+    pub fn src(&self) -> IpAddr {
+        words_to_addr(self.src, self.v6)
+    }
+
+    /// Destination address.
+    #[inline]
+    pub fn dst(&self) -> IpAddr {
+        words_to_addr(self.dst, self.v6)
+    }
+
+    /// Source address as two big-endian words (IPv4 in the top 32 bits).
+    #[inline]
+    pub fn src_words(&self) -> [u64; 2] {
+        self.src
+    }
+
+    /// Destination address as two big-endian words (IPv4 in the top 32 bits).
+    #[inline]
+    pub fn dst_words(&self) -> [u64; 2] {
+        self.dst
+    }
+}
+
+/// An address from its two big-endian words.
+#[inline]
+pub(crate) fn words_to_addr(w: [u64; 2], v6: bool) -> IpAddr {
+    if v6 {
+        IpAddr::V6(Ipv6Addr::from((u128::from(w[0]) << 64) | u128::from(w[1])))
+    } else {
+        IpAddr::V4(Ipv4Addr::from((w[0] >> 32) as u32))
+    }
+}
+
+/// The two big-endian words of an address (IPv4 in the top 32 bits).
+#[inline]
+pub(crate) fn addr_to_words(a: IpAddr) -> ([u64; 2], bool) {
+    match a {
+        IpAddr::V4(v4) => ([u64::from(u32::from(v4)) << 32, 0], false),
+        IpAddr::V6(v6) => {
+            let b = u128::from(v6);
+            ([(b >> 64) as u64, b as u64], true)
+        }
+    }
 }
 
 /// TCP flags, as the low 9 bits of header bytes 12-13 (NS, CWR, ECE, URG, ACK, PSH, RST,

@@ -30,8 +30,8 @@ fn ethernet_ipv4_tcp_fields() {
     let f = tcp4().build();
     let h = dec(LinkType::ETHERNET, &f).unwrap();
     let ip = h.ip.unwrap();
-    assert_eq!(ip.src, v4("10.0.0.1"));
-    assert_eq!(ip.dst, v4("10.0.0.2"));
+    assert_eq!(ip.src(), v4("10.0.0.1"));
+    assert_eq!(ip.dst(), v4("10.0.0.2"));
     assert_eq!(ip.proto, 6);
     assert_eq!(ip.ip_len, 20 + 20 + 18);
     assert_eq!(ip.offset, 14);
@@ -351,8 +351,8 @@ fn link_types() {
         assert_eq!(h.payload(&f), b"GET / HTTP/1.1\r\n\r\n", "{link:?}");
     }
     let v6 = tcp6().link(LinkType::RAW).build();
-    assert!(dec(LinkType::RAW, &v6).unwrap().ip.unwrap().src.is_ipv6());
-    assert!(dec(LinkType::IPV6, &v6).unwrap().ip.unwrap().src.is_ipv6());
+    assert!(dec(LinkType::RAW, &v6).unwrap().ip.unwrap().src().is_ipv6());
+    assert!(dec(LinkType::IPV6, &v6).unwrap().ip.unwrap().src().is_ipv6());
     let f4 = tcp4().link(LinkType::RAW).build();
     assert_eq!(dec(LinkType::IPV4, &f4).unwrap().tcp().unwrap().dst_port, 80);
     // The same bytes read as IPv6-only are a version mismatch.
@@ -360,9 +360,9 @@ fn link_types() {
     // DLT_NULL written big-endian (by a big-endian host).
     let mut f = tcp6().link(LinkType::NULL).build();
     f[0..4].copy_from_slice(&24u32.to_be_bytes());
-    assert!(dec(LinkType::NULL, &f).unwrap().ip.unwrap().src.is_ipv6());
+    assert!(dec(LinkType::NULL, &f).unwrap().ip.unwrap().src().is_ipv6());
     // DLT_LOOP is always network order.
-    assert!(dec(LinkType::LOOP, &f).unwrap().ip.unwrap().src.is_ipv6());
+    assert!(dec(LinkType::LOOP, &f).unwrap().ip.unwrap().src().is_ipv6());
     assert_eq!(
         dec(LinkType(147), &f).unwrap_err(),
         DecodeError::new(Layer::Link, DecodeErrorKind::UnsupportedLinkType(147))

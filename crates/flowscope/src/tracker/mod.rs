@@ -169,17 +169,15 @@ pub struct TrackerStats {
     pub history_overflow: u64,
 }
 
-/// Counters for one side, as stored in the table.
+/// Counters for one side, as stored in the table. (Payload bytes, flags and TCP state
+/// live in the side's [`TcpEndpoint`].)
 #[derive(Copy, Clone, Debug, Default)]
 struct Side {
     packets: u64,
     l2_bytes: u64,
     ip_bytes: u64,
-    /// Payload bytes for non-TCP flows (TCP's come from its endpoint model).
-    payload: u64,
     first: Timestamp,
     last: Timestamp,
-    flags: u16,
 }
 
 /// One flow as stored in the table. Index 0 of the arrays is the initiator.
@@ -266,10 +264,10 @@ impl<S> Flow<S> {
                 packets: s.packets,
                 l2_bytes: s.l2_bytes,
                 ip_bytes: s.ip_bytes,
-                payload_bytes: if self.l4 == L4Proto::Tcp { t.payload_bytes() } else { s.payload },
+                payload_bytes: if self.l4 == L4Proto::Tcp { t.payload_bytes() } else { t.last_rel },
                 first_ts: s.first,
                 last_ts: s.last,
-                tcp_flags: TcpFlags(s.flags),
+                tcp_flags: TcpFlags(t.flags),
                 retransmits: u64::from(t.retransmits),
                 ..SideStats::default()
             }
@@ -393,11 +391,14 @@ impl<E: FlowExtractor, S> FlowTracker<E, S> {
         sink: &mut impl EventSink<E::Key, S>,
     ) -> Disposition {
         self.stats.packets += 1;
-        let ex = match self.extractor.extract(packet) {
+        // Borrowed, not moved out of the Result: moving the ~170-byte `Extracted` cost
+        // about 70 instructions per packet (callgrind, examples/track_loop.rs).
+        let extracted = self.extractor.extract(packet);
+        let ex = match &extracted {
             Ok(ex) => ex,
             Err(u) => {
-                self.stats.unmatched.count(&u);
-                return Disposition::Unmatched(u);
+                self.stats.unmatched.count(u);
+                return Disposition::Unmatched(*u);
             }
         };
         self.stats.tracked += 1;
@@ -405,21 +406,32 @@ impl<E: FlowExtractor, S> FlowTracker<E, S> {
         if ts < self.clock {
             self.stats.late_packets += 1;
         } else {
+            let new_second = ts.secs() != self.clock.secs();
             self.clock = ts;
+            // Sweeping the list heads costs a few cache misses, so it runs once per
+            // second of packet time (expiry is exact to the second anyway); the flow this
+            // packet belongs to is checked exactly, below.
+            if new_second {
+                self.expire(sink);
+            }
         }
-        self.expire(sink);
 
         let (id, created) = match self.table.find(&ex.key) {
-            Some(id) if self.is_reuse(id, &ex) => {
+            Some(id) if self.is_reuse(id, ex) => {
                 self.stats.port_reuses += 1;
                 let reason = self.table.get(id).map_or(EndReason::Idle, |s| s.value.natural_end());
                 self.end(id, reason, sink);
-                (self.create(&ex, ts, sink), true)
+                (self.create(ex, ts, sink), true)
+            }
+            Some(id) if self.is_expired(id) => {
+                let reason = self.table.get(id).map_or(EndReason::Idle, |s| s.value.natural_end());
+                self.end(id, reason, sink);
+                (self.create(ex, ts, sink), true)
             }
             Some(id) => (id, false),
-            None => (self.create(&ex, ts, sink), true),
+            None => (self.create(ex, ts, sink), true),
         };
-        let side = self.update(id, &ex, ts, sink);
+        let side = self.update(id, ex, ts, sink);
         Disposition::Tracked { flow: FlowId(id), side, created }
     }
 
@@ -455,6 +467,10 @@ impl<E: FlowExtractor, S> FlowTracker<E, S> {
     }
 
     /// End the flows whose deadline the clock has passed.
+    ///
+    /// Lists are ordered by last activity to the second (see `update`), so the head is the
+    /// next flow to expire, give or take a second: expiry is never early and at most one
+    /// second late.
     fn expire(&mut self, sink: &mut impl EventSink<E::Key, S>) {
         for class in 0..table::CLASSES {
             while let Some(id) = self.table.head(class) {
@@ -465,6 +481,17 @@ impl<E: FlowExtractor, S> FlowTracker<E, S> {
                 self.end(id, reason, sink);
             }
         }
+    }
+
+    /// True when a live flow's own deadline has passed (it would be ended by the next
+    /// sweep): a packet for it starts a new flow instead.
+    fn is_expired(&self, id: u32) -> bool {
+        let Some(slot) = self.table.get(id) else { return false };
+        self.deadline(id, usize::from(slot.class())) < self.clock
+    }
+
+    fn clock_secs(&self) -> u32 {
+        clock_secs(self.clock)
     }
 
     /// The least recently active live flow.
@@ -529,7 +556,9 @@ impl<E: FlowExtractor, S> FlowTracker<E, S> {
         let class = flow.class();
         // Room was made above (the table holds at least one flow), so the insert cannot
         // fail; if it did, `update` finds no slot at NIL and the packet is only counted.
-        let Some(id) = self.table.insert(ex.key, flow, class) else { return table::NIL };
+        let Some(id) = self.table.insert(ex.key, flow, class, self.clock_secs()) else {
+            return table::NIL;
+        };
         self.stats.flows_created += 1;
         sink.event(FlowEvent::Started {
             key: ex.key,
@@ -552,7 +581,7 @@ impl<E: FlowExtractor, S> FlowTracker<E, S> {
             // Both plausible: favour the lower port as the server.
             Transport::Tcp(_) => server(sport) && (!server(dport) || sport < dport),
             Transport::Udp(_) => {
-                let to_group = ex.headers.ip.is_some_and(|ip| is_group_address(ip.dst));
+                let to_group = ex.headers.ip.is_some_and(|ip| is_group_address(ip.dst()));
                 server(sport) && !server(dport) && !to_group
             }
             _ => false,
@@ -584,7 +613,6 @@ impl<E: FlowExtractor, S> FlowTracker<E, S> {
         s.ip_bytes += h.ip.map_or(0, |ip| u64::from(ip.ip_len));
         match h.transport {
             Transport::Tcp(t) => {
-                s.flags |= t.flags.0;
                 let seg = Segment {
                     seq: t.seq,
                     ack: t.ack,
@@ -597,11 +625,11 @@ impl<E: FlowExtractor, S> FlowTracker<E, S> {
                 tcp::on_segment(ep, peer, i == 0, seg, &mut flow.hist);
             }
             Transport::Udp(_) => {
-                s.payload += u64::from(h.payload_wire_len);
+                flow.tcp[i].last_rel += u64::from(h.payload_wire_len);
                 // Zeek marks every UDP packet, empty ones included.
                 flow.hist.check(i == 0, tcp::hist::DATA, b'D');
             }
-            _ => s.payload += u64::from(h.payload_wire_len),
+            _ => flow.tcp[i].last_rel += u64::from(h.payload_wire_len),
         }
         let newly_established = !flow.established && both_sides_engaged(flow);
         if newly_established {
@@ -609,10 +637,16 @@ impl<E: FlowExtractor, S> FlowTracker<E, S> {
         }
         let class = flow.class();
         let key = slot.key;
-        // Attempts stay in creation order (their deadline counts from the first packet);
-        // everything else moves to the tail of its list.
-        if class != CLASS_TCP_ATTEMPT || slot.class() != class {
-            self.table.touch(id, class);
+        // Lists are kept in order of last activity to the second: a flow moves to the
+        // tail when its class changes, or on its first packet in a new second. Moving on
+        // every packet cost three random memory accesses per packet (the neighbours and
+        // the old tail), over half the time per packet with 1M flows (benches/tracker.rs:
+        // 350 -> see docs/performance.md). Attempts stay in creation order: their deadline
+        // counts from the first packet.
+        let now = clock_secs(self.clock);
+        let relink = slot.class() != class || (class != CLASS_TCP_ATTEMPT && slot.stamp() != now);
+        if relink {
+            self.table.touch(id, class, now);
         }
         if newly_established {
             sink.event(FlowEvent::Established { key, ts });
@@ -646,6 +680,13 @@ impl<E: FlowExtractor, S> FlowTracker<E, S> {
         self.stats.flows_ended.count(reason);
         sink.event(event);
     }
+}
+
+/// Whole seconds of a timestamp, as list stamps (wraps in 2106; stamps are only compared
+/// for equality and ordered by the monotonic clock).
+#[inline]
+fn clock_secs(t: Timestamp) -> u32 {
+    t.secs() as u32
 }
 
 /// True once both sides have taken part: TCP past the handshake or picked up

@@ -28,6 +28,9 @@ pub(crate) struct Slot<K, V> {
     pub(crate) value: V,
     prev: u32,
     next: u32,
+    /// When the slot was last linked at its list's tail (whole seconds of the caller's
+    /// clock); lists are in `stamp` order.
+    stamp: u32,
     class: u8,
 }
 
@@ -36,6 +39,12 @@ impl<K, V> Slot<K, V> {
     #[inline]
     pub(crate) fn class(&self) -> u8 {
         self.class
+    }
+
+    /// When the slot was last moved to its list's tail.
+    #[inline]
+    pub(crate) fn stamp(&self) -> u32 {
+        self.stamp
     }
 }
 
@@ -64,7 +73,11 @@ impl<K: Copy + Eq + Hash, V> Table<K, V> {
     pub(crate) fn new(capacity: usize, seed: u64) -> Self {
         let capacity = capacity.clamp(1, (NIL - 1) as usize);
         Table {
-            index: HashTable::with_capacity(capacity),
+            // Twice the live cap: hashbrown clears the tombstones that removals leave by
+            // rehashing in place only while at most half its capacity is live; above
+            // that it grows, which would allocate in the middle of steady-state churn
+            // (the zero-allocation test caught it). Costs about 5 bytes per flow.
+            index: HashTable::with_capacity(capacity.saturating_mul(2)),
             hasher: FixedState::with_seed(seed),
             slots: Vec::with_capacity(capacity),
             free: Vec::with_capacity(capacity),
@@ -120,12 +133,12 @@ impl<K: Copy + Eq + Hash, V> Table<K, V> {
 
     /// Insert a new entry at the tail of `class`. The caller makes room first: returns
     /// `None` (and inserts nothing) when the table is full.
-    pub(crate) fn insert(&mut self, key: K, value: V, class: u8) -> Option<u32> {
+    pub(crate) fn insert(&mut self, key: K, value: V, class: u8, stamp: u32) -> Option<u32> {
         if self.is_full() {
             return None;
         }
         let hash = self.hash(&key);
-        let slot = Slot { key, value, prev: NIL, next: NIL, class };
+        let slot = Slot { key, value, prev: NIL, next: NIL, stamp, class };
         let id = match self.free.pop() {
             Some(id) => {
                 if let Some(s) = self.slots.get_mut(id as usize) {
@@ -142,7 +155,7 @@ impl<K: Copy + Eq + Hash, V> Table<K, V> {
         self.index.insert_unique(hash, id, |&other| {
             slots.get(other as usize).map_or(0, |s| hasher.hash_one(s.key))
         });
-        self.link_tail(id, class);
+        self.link_tail(id, class, stamp);
         self.len += 1;
         Some(id)
     }
@@ -159,11 +172,12 @@ impl<K: Copy + Eq + Hash, V> Table<K, V> {
         }
     }
 
-    /// Move a live entry to the tail of `class` (it was just active).
+    /// Move a live entry to the tail of `class` (it was just active); `stamp` must be no
+    /// earlier than any stamp already on that list.
     #[inline]
-    pub(crate) fn touch(&mut self, id: u32, class: u8) {
+    pub(crate) fn touch(&mut self, id: u32, class: u8, stamp: u32) {
         self.unlink(id);
-        self.link_tail(id, class);
+        self.link_tail(id, class, stamp);
     }
 
     /// The least recently touched entry of `class`.
@@ -173,7 +187,7 @@ impl<K: Copy + Eq + Hash, V> Table<K, V> {
         (h != NIL).then_some(h)
     }
 
-    fn link_tail(&mut self, id: u32, class: u8) {
+    fn link_tail(&mut self, id: u32, class: u8, stamp: u32) {
         let Some(list) = self.lists.get_mut(usize::from(class)) else { return };
         let old_tail = list.tail;
         list.tail = id;
@@ -187,6 +201,7 @@ impl<K: Copy + Eq + Hash, V> Table<K, V> {
             s.prev = old_tail;
             s.next = NIL;
             s.class = class;
+            s.stamp = stamp;
         }
     }
 
@@ -262,7 +277,7 @@ mod tests {
                 match op {
                     Op::Insert(k, c) => {
                         if model.contains_key(&k) { continue; }
-                        let r = t.insert(k, k * 10, c);
+                        let r = t.insert(k, k * 10, c, 0);
                         if model.len() >= 32 {
                             prop_assert!(r.is_none());
                         } else {
@@ -282,7 +297,7 @@ mod tests {
                     Op::Touch(k, c) => {
                         if let Some(entry) = model.get_mut(&k) {
                             let id = t.find(&k).unwrap();
-                            t.touch(id, c);
+                            t.touch(id, c, 0);
                             order[entry.1 as usize].retain(|&x| x != k);
                             entry.1 = c;
                             order[c as usize].push(k);

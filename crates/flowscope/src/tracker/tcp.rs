@@ -120,23 +120,29 @@ fn is_power_of_ten(mut n: u32) -> bool {
     n == 1
 }
 
-/// What the tracker keeps per TCP endpoint.
+/// What the tracker keeps per endpoint. Sized with care (it is most of a flow's memory):
+/// the acknowledgment is kept as its low 32 bits and unwrapped against `last_rel` when
+/// used, and for non-TCP flows `last_rel` is the payload byte count.
 #[derive(Copy, Clone, Debug, Default)]
 pub(crate) struct TcpEndpoint {
+    /// One past the highest sequence number sent, relative to `start`, unwrapped. For
+    /// other protocols: the payload bytes sent.
+    pub(crate) last_rel: u64,
     pub(crate) state: EndpointState,
     /// ISN (or first sequence number - 1 when picked up mid-stream).
     start: u32,
-    /// One past the highest sequence number sent, relative to `start`, unwrapped.
-    last_rel: u64,
-    /// Highest acknowledgment the peer sent for this endpoint's data, relative, unwrapped.
-    ack_rel: u64,
+    /// Highest acknowledgment the peer sent for this endpoint's data, relative to
+    /// `start`, low 32 bits (`ack_rel()` unwraps it).
+    ack_low: u32,
     hist_last_syn: u32,
     hist_last_fin: u32,
     hist_last_rst: u32,
-    /// Zero-window advertisements (for the scaled `W`).
-    zero_windows: u32,
     /// Segments with payload wholly at or below `last_rel`.
     pub(crate) retransmits: u32,
+    /// Zero-window advertisements (for the scaled `W`), saturating.
+    zero_windows: u16,
+    /// Union of the TCP flags this endpoint sent.
+    pub(crate) flags: u16,
     fin_seen: bool,
     /// This endpoint sent a RST (in any state; see `update_state` for why the state
     /// itself may stay `Closed`).
@@ -152,12 +158,19 @@ impl TcpEndpoint {
             return 0;
         }
         // Less the SYN octet (real or assumed) and the FIN octet.
-        let size = self.last_rel.max(self.ack_rel).saturating_sub(1);
+        let size = self.last_rel.max(self.ack_rel()).saturating_sub(1);
         if self.fin_seen {
             size.saturating_sub(1)
         } else {
             size
         }
+    }
+
+    /// The peer's highest acknowledgment, relative and unwrapped. An acknowledgment is
+    /// never 2 GiB away from the data it acknowledges, so the low bits suffice.
+    #[inline]
+    fn ack_rel(&self) -> u64 {
+        unwrap_near(self.ack_low, self.last_rel)
     }
 
     /// True when `seq` is this endpoint's initial sequence number (a retransmitted SYN).
@@ -209,6 +222,7 @@ pub(crate) fn on_segment(
     hist: &mut HistoryRec,
 ) {
     let f = seg.flags;
+    ep.flags |= f.0;
     let seg_len = u64::from(seg.len) + u64::from(f.syn()) + u64::from(f.fin());
 
     // 1. Endpoint initialisation.
@@ -222,12 +236,12 @@ pub(crate) fn on_segment(
                 ep.start = seg.seq.wrapping_sub(1);
                 ep.last_rel = 1;
             }
-            ep.ack_rel = 0;
+            ep.ack_low = 0;
         }
         EndpointState::SynSent | EndpointState::SynAckSent if f.syn() && seg.seq != ep.start => {
             // A SYN with a new ISN before the handshake completed (SYN_seq_jump).
             ep.start = seg.seq;
-            ep.ack_rel = 0;
+            ep.ack_low = 0;
             ep.last_rel = seg_len;
         }
         _ => {}
@@ -277,7 +291,7 @@ pub(crate) fn on_segment(
         && ep.state != EndpointState::Reset
     {
         ep.zero_windows = ep.zero_windows.saturating_add(1);
-        hist.scaled(initiator, ep.zero_windows, b'W');
+        hist.scaled(initiator, u32::from(ep.zero_windows), b'W');
     }
 
     // 4. Sequence tracking (Zeek's update_last_seq).
@@ -304,11 +318,12 @@ pub(crate) fn on_segment(
 
     // 5. Acknowledgment of the peer's data.
     if f.ack() && peer.state != EndpointState::Inactive {
-        let ack_rel = peer.rel(seg.ack, peer.ack_rel.max(peer.last_rel));
-        let delta = ack_rel as i64 - peer.ack_rel as i64;
+        let old = peer.ack_rel();
+        let ack_rel = peer.rel(seg.ack, old.max(peer.last_rel));
+        let delta = ack_rel as i64 - old as i64;
         // An ack of 0 that jumps far is more likely broken than a wrap landing on 0.
         if !(seg.ack == 0 && delta > TOO_LARGE_SEQ_DELTA) && delta > 0 {
-            peer.ack_rel = ack_rel;
+            peer.ack_low = ack_rel as u32;
         }
     }
 

@@ -639,3 +639,11 @@ fn synsent_unanswered_attempt_ends_after_the_attempt_time_from_its_start() {
         .collect();
     assert_eq!(ends, [(ConnState::S0, "SAD".to_string(), 3), (ConnState::Oth, "D".to_string(), 1)]);
 }
+
+#[test]
+fn flow_entry_stays_within_four_cache_lines() {
+    // The slot is most of the per-flow memory (docs/performance.md); keep it from growing
+    // unnoticed.
+    let slot = core::mem::size_of::<table::Slot<FiveTupleKey, Flow<()>>>();
+    assert!(slot <= 256, "{slot}");
+}

@@ -28,8 +28,8 @@ fn tuples() -> BTreeMap<Tuple, bool> {
         };
         let t = (
             ip.proto,
-            ip.src.to_string(),
-            ip.dst.to_string(),
+            ip.src().to_string(),
+            ip.dst().to_string(),
             ports.map(|p| p.0),
             ports.map(|p| p.1),
         );
@@ -93,8 +93,8 @@ fn key_community_id_matches_baseline() {
         let dport = e.key.dst(e.orientation).1;
         let found = entries.iter().find(|x| {
             x["proto"].as_u64() == Some(u64::from(ip.proto))
-                && x["saddr"].as_str() == Some(&ip.src.to_string())
-                && x["daddr"].as_str() == Some(&ip.dst.to_string())
+                && x["saddr"].as_str() == Some(&ip.src().to_string())
+                && x["daddr"].as_str() == Some(&ip.dst().to_string())
                 && (x["sport"].is_null()
                     || (x["sport"].as_u64() == Some(u64::from(sport))
                         && x["dport"].as_u64() == Some(u64::from(dport))))

@@ -169,7 +169,7 @@ fn per_flow_counts_equal_tshark() {
                     let ex = FiveTuple::new().extract(&lax).expect("headers are complete");
                     let ip = ex.headers.ip.unwrap();
                     let (sp, dp) = ex.headers.ports().unwrap();
-                    let dir = (ip.proto, ip.src, sp, ip.dst, dp);
+                    let dir = (ip.proto, ip.src(), sp, ip.dst(), dp);
                     add(
                         ours.entry(dir).or_default(),
                         1,

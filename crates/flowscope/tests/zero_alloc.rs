@@ -1,0 +1,118 @@
+//! No allocation per packet in steady state: a counting global allocator watches the
+//! tracker over in-order traffic, and over churn (every packet a new flow, table full,
+//! evicting).
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
+// A global allocator is an `unsafe` trait; this test binary is the one place outside the
+// library that needs it (the library forbids unsafe code).
+#![allow(unsafe_code)]
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::net::IpAddr;
+
+use flowscope::event::FlowEvent;
+use flowscope::extract::{FiveTuple, FiveTupleKey};
+use flowscope::packet::{LinkType, PacketView};
+use flowscope::testkit::{flags, Frame};
+use flowscope::tracker::{FlowTracker, FlowTrackerConfig};
+use flowscope::Timestamp;
+
+struct Counting;
+
+thread_local! {
+    // Only allocations made by the measuring thread count: the test harness allocates
+    // on its own threads.
+    static ALLOCS: Cell<u64> = const { Cell::new(0) };
+}
+
+// SAFETY: every method forwards to `System` with the caller's arguments unchanged.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCS.with(|c| c.set(c.get() + 1));
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCS.with(|c| c.set(c.get() + 1));
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn allocs() -> u64 {
+    ALLOCS.with(Cell::get)
+}
+
+fn frames(flows: u16, per_flow: u32) -> Vec<Vec<u8>> {
+    let c: IpAddr = "10.0.0.1".parse().unwrap();
+    let s: IpAddr = "10.0.0.2".parse().unwrap();
+    let mut out = Vec::new();
+    for i in 0..per_flow {
+        for f in 0..flows {
+            let port = 10_000 + f;
+            let frame = match i {
+                0 => Frame::tcp(c, port, s, 443, flags::SYN, 1000, 0),
+                1 => Frame::tcp(s, 443, c, port, flags::SYN_ACK, 5000, 1001),
+                _ if i % 2 == 0 => {
+                    Frame::tcp(c, port, s, 443, flags::PSH_ACK, 1001 + (i - 2) * 100, 5001)
+                        .payload(&[7; 100])
+                }
+                _ => Frame::tcp(s, 443, c, port, flags::ACK, 5001, 1001 + (i - 1) * 100),
+            };
+            out.push(frame.build());
+        }
+    }
+    out
+}
+
+fn run(
+    t: &mut FlowTracker<FiveTuple>,
+    events: &mut Vec<FlowEvent<FiveTupleKey>>,
+    frames: &[Vec<u8>],
+    clock_ns: &mut u64,
+) {
+    for f in frames {
+        *clock_ns += 1_000;
+        let view = PacketView::new(Timestamp::from_nanos(*clock_ns), LinkType::ETHERNET, f);
+        t.handle_packet(&view, events);
+        events.clear();
+    }
+}
+
+#[test]
+fn tracker_steady_state_does_not_allocate() {
+    // In-order traffic on 500 flows.
+    let mut t =
+        FlowTracker::new(FiveTuple::new(), FlowTrackerConfig::default().with_max_flows(4096));
+    let mut events = Vec::with_capacity(64);
+    let mut clock = 1_000_000_000u64;
+    let warm = frames(500, 4);
+    let steady = frames(500, 40);
+    run(&mut t, &mut events, &warm, &mut clock);
+    let before = allocs();
+    run(&mut t, &mut events, &steady[2000..], &mut clock);
+    let in_order = allocs() - before;
+    assert_eq!(t.flow_count(), 500);
+
+    // Churn: a table of 64 flows fed 1000 distinct flows round robin, so nearly every
+    // packet evicts one flow and creates another.
+    let mut t = FlowTracker::new(FiveTuple::new(), FlowTrackerConfig::default().with_max_flows(64));
+    let churn = frames(1000, 2);
+    run(&mut t, &mut events, &churn[..200], &mut clock);
+    let before = allocs();
+    run(&mut t, &mut events, &churn[200..], &mut clock);
+    let churned = allocs() - before;
+    assert!(t.stats().flows_ended.evicted > 1500, "{:?}", t.stats());
+
+    assert_eq!(
+        (in_order, churned),
+        (0, 0),
+        "allocations: in-order {in_order} over {} packets, churn {churned} over {} packets",
+        steady.len() - 2000,
+        churn.len() - 200
+    );
+}
