@@ -391,8 +391,8 @@ impl<E: FlowExtractor, S> FlowTracker<E, S> {
         sink: &mut impl EventSink<E::Key, S>,
     ) -> Disposition {
         self.stats.packets += 1;
-        // Borrowed, not moved out of the Result: moving the ~170-byte `Extracted` cost
-        // about 70 instructions per packet (callgrind, examples/track_loop.rs).
+        // Borrowed rather than moved out of the Result, so the ~170-byte value is not
+        // copied a second time.
         let extracted = self.extractor.extract(packet);
         let ex = match &extracted {
             Ok(ex) => ex,
@@ -639,10 +639,11 @@ impl<E: FlowExtractor, S> FlowTracker<E, S> {
         let key = slot.key;
         // Lists are kept in order of last activity to the second: a flow moves to the
         // tail when its class changes, or on its first packet in a new second. Moving on
-        // every packet cost three random memory accesses per packet (the neighbours and
-        // the old tail), over half the time per packet with 1M flows (benches/tracker.rs:
-        // 350 -> see docs/performance.md). Attempts stay in creation order: their deadline
-        // counts from the first packet.
+        // every packet writes three other flows' entries (both neighbours and the old
+        // tail), random memory when packets of many flows interleave; the round-robin
+        // bench cannot show it (its neighbours are always cached), so no figure is
+        // claimed. Attempts stay in creation order: their deadline counts from the first
+        // packet.
         let now = clock_secs(self.clock);
         let relink = slot.class() != class || (class != CLASS_TCP_ATTEMPT && slot.stamp() != now);
         if relink {

@@ -100,6 +100,7 @@ fn add(t: &mut Totals, packets: u64, l2: u64, ip: u64) {
 #[test]
 fn per_flow_counts_equal_tshark() {
     let mut compared = 0usize;
+    let mut captures = 0usize;
     let mut adjusted = (0usize, 0usize);
     let mut failures = Vec::new();
     let mut skipped = Vec::new();
@@ -125,6 +126,7 @@ fn per_flow_counts_equal_tshark() {
             skipped.push(name);
             continue;
         }
+        captures += 1;
         let (events, _) = track(&cap.packets, FlowTrackerConfig::default());
         // Ours, by direction.
         let mut ours: HashMap<Dir, Totals> = HashMap::new();
@@ -206,7 +208,7 @@ fn per_flow_counts_equal_tshark() {
             }
         }
     }
-    eprintln!("directions compared: {compared}; ICMP-quoted frames added: {}; over-long frames added: {}; captures skipped: {skipped:?}", adjusted.0, adjusted.1);
+    eprintln!("captures compared: {captures}; directions compared: {compared}; ICMP-quoted frames added: {}; over-long frames added: {}; captures skipped: {skipped:?}", adjusted.0, adjusted.1);
     assert_eq!(adjusted.1, 5, "the five over-long frames of zeek__reassembly");
     assert!(compared > 4000, "{compared}");
     assert!(failures.is_empty(), "{} differ:\n{}", failures.len(), failures.join("\n"));
