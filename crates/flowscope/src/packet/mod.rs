@@ -274,6 +274,7 @@ pub(crate) fn words_to_addr(w: [u64; 2], v6: bool) -> IpAddr {
 }
 
 /// The two big-endian words of an address (IPv4 in the top 32 bits).
+#[cfg(feature = "extractors")]
 #[inline]
 pub(crate) fn addr_to_words(a: IpAddr) -> ([u64; 2], bool) {
     match a {
