@@ -72,6 +72,9 @@ pub mod event;
 #[cfg(feature = "tracker")]
 pub mod tracker;
 
+#[cfg(feature = "reassembler")]
+pub mod reassembly;
+
 #[cfg(feature = "pcap")]
 pub mod pcap;
 

@@ -1,0 +1,114 @@
+//! The out-of-order buffer: disjoint, non-adjacent byte ranges sorted by offset.
+
+/// Spare range buffers kept for reuse, so a stream that keeps reordering does not
+/// allocate for every out-of-order segment.
+const POOL: usize = 4;
+
+#[derive(Debug, Default)]
+pub(super) struct OutOfOrder {
+    // Invariant: sorted by start; for consecutive ranges a, b: a.end < b.start (no
+    // overlap, no adjacency); `len` is the sum of the ranges' lengths.
+    ranges: Vec<(u64, Vec<u8>)>,
+    len: usize,
+    pool: Vec<Vec<u8>>,
+}
+
+impl OutOfOrder {
+    pub(super) fn len(&self) -> usize {
+        self.len
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.ranges.is_empty()
+    }
+
+    pub(super) fn first_start(&self) -> Option<u64> {
+        self.ranges.first().map(|r| r.0)
+    }
+
+    /// Bytes of `[start, end)` no range covers.
+    pub(super) fn uncovered(&self, start: u64, end: u64) -> usize {
+        let mut covered = 0u64;
+        for (s, d) in &self.ranges {
+            let e = s + d.len() as u64;
+            if e <= start {
+                continue;
+            }
+            if *s >= end {
+                break;
+            }
+            covered += e.min(end) - (*s).max(start);
+        }
+        (end - start - covered) as usize
+    }
+
+    /// Add `data` at `start`, merging with every range it overlaps or touches. With
+    /// `replace`, the new bytes overwrite buffered ones; otherwise buffered bytes stay.
+    pub(super) fn insert(&mut self, start: u64, data: &[u8], replace: bool) {
+        let end = start + data.len() as u64;
+        // Ranges [i, j) overlap or touch [start, end].
+        let i = self.ranges.partition_point(|(s, d)| (s + d.len() as u64) < start);
+        let j = self.ranges.partition_point(|(s, _)| *s <= end);
+        let lo = self.ranges.get(i).filter(|_| i < j).map_or(start, |r| r.0.min(start));
+        let hi = self.ranges[i..j].last().map_or(end, |(s, d)| (s + d.len() as u64).max(end));
+        let mut merged = self.pool.pop().unwrap_or_default();
+        merged.clear();
+        merged.resize((hi - lo) as usize, 0);
+        let mut old = 0usize;
+        // Without `replace`, new bytes go first and old ranges on top of them.
+        if !replace {
+            merged[(start - lo) as usize..(end - lo) as usize].copy_from_slice(data);
+        }
+        for (s, d) in self.ranges.drain(i..j) {
+            let at = (s - lo) as usize;
+            merged[at..at + d.len()].copy_from_slice(&d);
+            old += d.len();
+            if self.pool.len() < POOL {
+                self.pool.push(d);
+            }
+        }
+        if replace {
+            merged[(start - lo) as usize..(end - lo) as usize].copy_from_slice(data);
+        }
+        self.len = self.len - old + merged.len();
+        self.ranges.insert(i, (lo, merged));
+    }
+
+    /// Take the first range out.
+    pub(super) fn pop_front(&mut self) -> Option<(u64, Vec<u8>)> {
+        if self.ranges.is_empty() {
+            return None;
+        }
+        let (s, d) = self.ranges.remove(0);
+        self.len -= d.len();
+        Some((s, d))
+    }
+
+    /// Give a drained range's storage back for reuse.
+    pub(super) fn recycle(&mut self, mut v: Vec<u8>) {
+        if self.pool.len() < POOL {
+            v.clear();
+            self.pool.push(v);
+        }
+    }
+
+    /// Drop every buffered byte below `offset` (delivered by other means).
+    pub(super) fn discard_below(&mut self, offset: u64) {
+        while let Some((s, d)) = self.ranges.first_mut() {
+            let e = *s + d.len() as u64;
+            if e <= offset {
+                self.len -= d.len();
+                let (_, v) = self.ranges.remove(0);
+                self.recycle(v);
+            } else {
+                if *s < offset {
+                    let cut = (offset - *s) as usize;
+                    d.drain(..cut);
+                    *s = offset;
+                    self.len -= cut;
+                }
+                break;
+            }
+        }
+    }
+}

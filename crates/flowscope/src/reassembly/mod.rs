@@ -1,0 +1,408 @@
+//! TCP stream reassembly for one side of a connection.
+//!
+//! A [`Reassembler`] turns the segments one endpoint sent, in whatever order they were
+//! captured, into that endpoint's byte stream, delivered in order and exactly once:
+//!
+//! - **Sequence space.** 32-bit sequence numbers are unwrapped into 64-bit stream offsets
+//!   anchored at the SYN's ISN + 1 (or at the first segment seen, when the SYN was
+//!   missed). The SYN and FIN consume sequence space; wrap-around at 2^32 is seamless.
+//! - **Zero copy in order.** A segment that starts at or before the next expected offset
+//!   is handed out as a slice of the packet ([`StreamEvent::Data`]); bytes already
+//!   delivered are trimmed, never delivered twice (and counted as retransmitted).
+//! - **Bounded out of order.** Data ahead of a hole is copied into a per-side buffer of
+//!   at most [`ReassemblyConfig::max_buffer`] bytes that coalesces adjacent and
+//!   overlapping ranges; when the hole fills, it is delivered in order.
+//! - **Overlaps** resolve by [`OverlapPolicy`]: first-arrived bytes win by default
+//!   (what most end hosts do, and what keeps an attacker from rewriting bytes an IDS has
+//!   already buffered); last-arrived is the alternative.
+//! - **Gaps.** A hole that cannot be filled — the buffer is full under
+//!   [`OverflowPolicy::SlidingWindow`], or the stream ends with data buffered beyond it —
+//!   is skipped and reported as [`StreamEvent::Gap`] with its offset and length, counted
+//!   in missed bytes (Zeek's `missed_bytes`), and delivery continues after it. A stream
+//!   never wedges.
+//!
+//! The reassembler owns no clock and does no I/O; it allocates only to buffer
+//! out-of-order data (never for in-order data), within its cap.
+
+mod buffer;
+
+use buffer::OutOfOrder;
+
+/// What to do with overlapping bytes that differ.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum OverlapPolicy {
+    /// Bytes that arrived first are kept (default).
+    #[default]
+    FirstWins,
+    /// Bytes that arrived last replace buffered ones (delivered bytes are never
+    /// replaced).
+    LastWins,
+}
+
+/// What to do when out-of-order data would exceed the buffer cap.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum OverflowPolicy {
+    /// Stop reassembling: discard the segment (counted as oversize) and report
+    /// [`Outcome::Overflow`], so the caller can end the flow with `BufferOverflow`.
+    DropFlow,
+    /// Skip the oldest hole (reported as a gap) and deliver what follows it, until the
+    /// new data fits (default).
+    #[default]
+    SlidingWindow,
+}
+
+/// Reassembly limits and policies.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ReassemblyConfig {
+    /// Most out-of-order bytes buffered per side (1 MiB).
+    pub max_buffer: usize,
+    /// Overlap resolution.
+    pub overlap: OverlapPolicy,
+    /// Behaviour at the cap.
+    pub overflow: OverflowPolicy,
+}
+
+impl Default for ReassemblyConfig {
+    fn default() -> Self {
+        ReassemblyConfig {
+            max_buffer: 1 << 20,
+            overlap: OverlapPolicy::FirstWins,
+            overflow: OverflowPolicy::SlidingWindow,
+        }
+    }
+}
+
+impl ReassemblyConfig {
+    /// Set the per-side buffer cap.
+    pub fn with_max_buffer(mut self, bytes: usize) -> Self {
+        self.max_buffer = bytes;
+        self
+    }
+
+    /// Set the overlap policy.
+    pub fn with_overlap(mut self, p: OverlapPolicy) -> Self {
+        self.overlap = p;
+        self
+    }
+
+    /// Set the overflow policy.
+    pub fn with_overflow(mut self, p: OverflowPolicy) -> Self {
+        self.overflow = p;
+        self
+    }
+}
+
+/// Segments starting further than this beyond the next expected byte are implausible
+/// (TCP's largest scaled window is 1 GiB) and dropped as out of order.
+pub const MAX_AHEAD: u64 = 1 << 30;
+
+/// A piece of the reassembled stream.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StreamEvent<'a> {
+    /// Bytes at `offset` (relative to the stream start), delivered once and in order.
+    Data {
+        /// Stream offset of the first byte.
+        offset: u64,
+        /// The bytes: a slice of the packet when in order, of the buffer otherwise.
+        bytes: &'a [u8],
+    },
+    /// Bytes that were never seen and are skipped.
+    Gap {
+        /// Stream offset of the first missing byte.
+        offset: u64,
+        /// How many bytes are missing.
+        len: u64,
+    },
+}
+
+/// What a segment did to the reassembler.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Outcome {
+    /// Handled.
+    Ok,
+    /// The buffer cap was hit under `OverflowPolicy::DropFlow`: the segment was discarded
+    /// and the caller should stop reassembling this flow.
+    Overflow,
+}
+
+/// Counters for one side's stream.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct StreamStats {
+    /// Bytes delivered as `Data`.
+    pub delivered_bytes: u64,
+    /// Bytes skipped as gaps (Zeek's `missed_bytes`).
+    pub missed_bytes: u64,
+    /// Gaps reported.
+    pub gaps: u64,
+    /// Segments with payload that was wholly or partly delivered already.
+    pub retransmitted_segments: u64,
+    /// Segments that arrived ahead of a hole (buffered or dropped).
+    pub ooo_segments: u64,
+    /// Segments dropped as too far ahead ([`MAX_AHEAD`]).
+    pub dropped_ooo: u64,
+    /// Bytes discarded at the buffer cap under `DropFlow`.
+    pub dropped_oversize_bytes: u64,
+    /// Times the buffer cap forced a hole to be skipped or a segment discarded.
+    pub cap_hits: u64,
+    /// Peak bytes buffered.
+    pub high_watermark_bytes: u64,
+}
+
+/// Reassembly state for one direction of one TCP connection.
+///
+/// Invariants: every offset below `next` has been delivered or reported as a gap,
+/// exactly once; the out-of-order buffer holds only bytes at offsets `> next`, in
+/// disjoint, non-adjacent ranges, at most `max_buffer` bytes in all.
+#[derive(Debug, Default)]
+pub struct Reassembler {
+    /// Sequence number of stream offset 0.
+    base: u32,
+    anchored: bool,
+    /// Next offset to deliver.
+    next: u64,
+    /// Largest offset any segment reached (reference for unwrapping).
+    seen_end: u64,
+    fin_offset: Option<u64>,
+    ooo: OutOfOrder,
+    stats: StreamStats,
+}
+
+impl Reassembler {
+    /// A reassembler that has seen nothing.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> &StreamStats {
+        &self.stats
+    }
+
+    /// The next stream offset to be delivered.
+    pub fn next_offset(&self) -> u64 {
+        self.next
+    }
+
+    /// Bytes buffered out of order now.
+    pub fn buffered_bytes(&self) -> usize {
+        self.ooo.len()
+    }
+
+    /// The FIN's stream offset, once one was seen.
+    pub fn fin_offset(&self) -> Option<u64> {
+        self.fin_offset
+    }
+
+    /// Feed one segment: its sequence number, SYN and FIN flags and payload. In-order
+    /// bytes (and buffered bytes a segment releases) go to `out` before this returns.
+    pub fn segment(
+        &mut self,
+        seq: u32,
+        syn: bool,
+        fin: bool,
+        payload: &[u8],
+        config: &ReassemblyConfig,
+        out: &mut impl FnMut(StreamEvent<'_>),
+    ) -> Outcome {
+        // The first data byte follows the SYN's sequence number.
+        let data_seq = seq.wrapping_add(u32::from(syn));
+        if !self.anchored {
+            self.base = data_seq;
+            self.anchored = true;
+        } else if syn && self.next == 0 && self.seen_end == 0 {
+            // A SYN seen after a segment that anchored nothing yet: re-anchor on it.
+            self.base = data_seq;
+        }
+        let reference = self.seen_end.max(self.next);
+        let delta = data_seq.wrapping_sub(self.base);
+        let mut payload = payload;
+        let start = if (delta as i32) < 0 && reference < 1 << 31 {
+            // Before the anchor (picked up mid-stream, then older data arrived): only
+            // what reaches offset 0 or beyond can still be delivered.
+            let before = u64::from(delta.wrapping_neg());
+            match payload.get(before as usize..) {
+                Some(rest) if !rest.is_empty() => {
+                    payload = rest;
+                    0
+                }
+                _ => {
+                    if !payload.is_empty() {
+                        self.stats.retransmitted_segments += 1;
+                    }
+                    return Outcome::Ok;
+                }
+            }
+        } else {
+            unwrap(delta, reference)
+        };
+        let len = payload.len() as u64;
+        let end = start + len;
+        if fin {
+            self.fin_offset.get_or_insert(end);
+        }
+        if len == 0 {
+            return Outcome::Ok;
+        }
+        self.seen_end = self.seen_end.max(end);
+        if end <= self.next {
+            self.stats.retransmitted_segments += 1;
+            return Outcome::Ok;
+        }
+        if start <= self.next {
+            if start < self.next {
+                self.stats.retransmitted_segments += 1;
+            }
+            let skip = (self.next - start) as usize;
+            self.deliver_in_order(&payload[skip..], config, out);
+            return Outcome::Ok;
+        }
+        // Ahead of a hole.
+        self.stats.ooo_segments += 1;
+        if start - self.next > MAX_AHEAD {
+            self.stats.dropped_ooo += 1;
+            return Outcome::Ok;
+        }
+        let new_bytes = self.ooo.uncovered(start, end);
+        if self.ooo.len() + new_bytes > config.max_buffer {
+            self.stats.cap_hits += 1;
+            match config.overflow {
+                OverflowPolicy::DropFlow => {
+                    self.stats.dropped_oversize_bytes += len;
+                    return Outcome::Overflow;
+                }
+                OverflowPolicy::SlidingWindow => {
+                    // Skip holes until the segment fits, or until it is next in line.
+                    while self.ooo.len() + self.ooo.uncovered(start, end) > config.max_buffer
+                        && !self.ooo.is_empty()
+                    {
+                        self.skip_first_hole(out);
+                    }
+                    if start > self.next
+                        && self.ooo.len() + self.ooo.uncovered(start, end) > config.max_buffer
+                    {
+                        // Still too big on its own: skip straight to it.
+                        self.gap(start - self.next, out);
+                    }
+                    if start <= self.next {
+                        let skip = (self.next.saturating_sub(start)) as usize;
+                        if skip < payload.len() {
+                            self.deliver_in_order(&payload[skip..], config, out);
+                        }
+                        return Outcome::Ok;
+                    }
+                }
+            }
+        }
+        self.ooo.insert(start, payload, config.overlap == OverlapPolicy::LastWins);
+        self.stats.high_watermark_bytes =
+            self.stats.high_watermark_bytes.max(self.ooo.len() as u64);
+        Outcome::Ok
+    }
+
+    /// End of the stream: skip every remaining hole and deliver everything buffered.
+    pub fn flush(&mut self, out: &mut impl FnMut(StreamEvent<'_>)) {
+        while !self.ooo.is_empty() {
+            self.skip_first_hole(out);
+        }
+    }
+
+    /// Deliver `bytes`, which start exactly at `next`, then whatever buffered data they
+    /// join up with. Under first-wins, buffered bytes inside the new range replace the
+    /// new ones (they arrived first).
+    fn deliver_in_order(
+        &mut self,
+        mut bytes: &[u8],
+        config: &ReassemblyConfig,
+        out: &mut impl FnMut(StreamEvent<'_>),
+    ) {
+        let first_wins = config.overlap == OverlapPolicy::FirstWins;
+        while !bytes.is_empty() {
+            let end = self.next + bytes.len() as u64;
+            match self.ooo.first_start() {
+                Some(b) if first_wins && b < end => {
+                    // New bytes up to the buffered range, then the buffered range.
+                    let take = (b - self.next) as usize;
+                    if take > 0 {
+                        self.emit(&bytes[..take], out);
+                    }
+                    bytes = &bytes[take..];
+                    let released = self.release_front(out);
+                    let consumed = (released as usize).min(bytes.len());
+                    bytes = &bytes[consumed..];
+                }
+                _ => {
+                    self.emit(bytes, out);
+                    bytes = &[];
+                    // Buffered bytes the new data covered are superseded; drop them.
+                    self.ooo.discard_below(self.next);
+                }
+            }
+        }
+        // Deliver buffered data that now continues the stream.
+        while self.ooo.first_start().is_some_and(|b| b <= self.next) {
+            self.release_front(out);
+        }
+    }
+
+    /// Deliver the first buffered range (which must start at or before `next`); returns
+    /// how far `next` advanced.
+    fn release_front(&mut self, out: &mut impl FnMut(StreamEvent<'_>)) -> u64 {
+        let before = self.next;
+        if let Some((start, data)) = self.ooo.pop_front() {
+            let skip = self.next.saturating_sub(start) as usize;
+            if let Some(rest) = data.get(skip..) {
+                if !rest.is_empty() {
+                    self.emit(rest, out);
+                }
+            }
+            self.ooo.recycle(data);
+        }
+        self.next - before
+    }
+
+    fn skip_first_hole(&mut self, out: &mut impl FnMut(StreamEvent<'_>)) {
+        if let Some(b) = self.ooo.first_start() {
+            if b > self.next {
+                self.gap(b - self.next, out);
+            }
+            while self.ooo.first_start().is_some_and(|b| b <= self.next) {
+                self.release_front(out);
+            }
+        }
+    }
+
+    fn emit(&mut self, bytes: &[u8], out: &mut impl FnMut(StreamEvent<'_>)) {
+        out(StreamEvent::Data { offset: self.next, bytes });
+        self.next += bytes.len() as u64;
+        self.stats.delivered_bytes += bytes.len() as u64;
+    }
+
+    fn gap(&mut self, len: u64, out: &mut impl FnMut(StreamEvent<'_>)) {
+        out(StreamEvent::Gap { offset: self.next, len });
+        self.next += len;
+        self.stats.missed_bytes += len;
+        self.stats.gaps += 1;
+    }
+}
+
+/// The 64-bit offset whose low 32 bits are `low`, closest to `reference`.
+#[inline]
+fn unwrap(low: u32, reference: u64) -> u64 {
+    let base = reference & !0xffff_ffff;
+    let cand = base | u64::from(low);
+    if cand > reference && cand - reference > 1 << 31 && cand >= 1 << 32 {
+        cand - (1 << 32)
+    } else if cand < reference && reference - cand > 1 << 31 {
+        cand + (1 << 32)
+    } else {
+        cand
+    }
+}
+
+#[cfg(test)]
+mod tests;
