@@ -66,6 +66,30 @@ impl EndReason {
     }
 }
 
+/// Something unusual the driver saw, reported with
+/// `FlowDriver::with_emit_anomalies(true)`.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum AnomalyKind {
+    /// A side hit its reassembly buffer cap or the global one (under either policy).
+    BufferOverflow,
+    /// The table was full and a flow was evicted to make room.
+    FlowTableEviction,
+    /// A segment arrived ahead of a hole (buffered or dropped).
+    OutOfOrderSegment,
+}
+
+impl AnomalyKind {
+    /// The metric label value: `buffer_overflow`, `flow_table_eviction`, `ooo_segment`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            AnomalyKind::BufferOverflow => "buffer_overflow",
+            AnomalyKind::FlowTableEviction => "flow_table_eviction",
+            AnomalyKind::OutOfOrderSegment => "ooo_segment",
+        }
+    }
+}
+
 /// Zeek's `conn_state`, computed from the endpoint states as Zeek's `conn.log`
 /// documentation defines it.
 ///
@@ -314,6 +338,18 @@ pub enum FlowEvent<K, S = ()> {
         ts: Timestamp,
         /// The user state created when the flow started.
         state: S,
+    },
+    /// An anomaly (driver only, with anomaly emission on): at most one per flow, side
+    /// and kind per packet.
+    Anomaly {
+        /// The flow it concerns.
+        key: K,
+        /// The side it concerns, when it concerns one.
+        side: Option<FlowSide>,
+        /// What happened.
+        kind: AnomalyKind,
+        /// The tracker clock.
+        ts: Timestamp,
     },
 }
 

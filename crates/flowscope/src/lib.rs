@@ -75,6 +75,9 @@ pub mod tracker;
 #[cfg(feature = "reassembler")]
 pub mod reassembly;
 
+#[cfg(feature = "reassembler")]
+pub mod driver;
+
 #[cfg(feature = "pcap")]
 pub mod pcap;
 

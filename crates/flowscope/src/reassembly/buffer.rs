@@ -74,6 +74,14 @@ impl OutOfOrder {
         self.ranges.insert(i, (lo, merged));
     }
 
+    /// Drop everything, keeping storage for reuse.
+    pub(super) fn clear(&mut self) {
+        while let Some((_, v)) = self.ranges.pop() {
+            self.recycle(v);
+        }
+        self.len = 0;
+    }
+
     /// Take the first range out.
     pub(super) fn pop_front(&mut self) -> Option<(u64, Vec<u8>)> {
         if self.ranges.is_empty() {

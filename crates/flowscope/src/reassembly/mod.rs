@@ -28,30 +28,7 @@ mod buffer;
 
 use buffer::OutOfOrder;
 
-/// What to do with overlapping bytes that differ.
-#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum OverlapPolicy {
-    /// Bytes that arrived first are kept (default).
-    #[default]
-    FirstWins,
-    /// Bytes that arrived last replace buffered ones (delivered bytes are never
-    /// replaced).
-    LastWins,
-}
-
-/// What to do when out-of-order data would exceed the buffer cap.
-#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum OverflowPolicy {
-    /// Stop reassembling: discard the segment (counted as oversize) and report
-    /// [`Outcome::Overflow`], so the caller can end the flow with `BufferOverflow`.
-    DropFlow,
-    /// Skip the oldest hole (reported as a gap) and deliver what follows it, until the
-    /// new data fits (default).
-    #[default]
-    SlidingWindow,
-}
+pub use crate::tracker::{OverflowPolicy, OverlapPolicy};
 
 /// Reassembly limits and policies.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -168,6 +145,8 @@ pub struct Reassembler {
     /// Largest offset any segment reached (reference for unwrapping).
     seen_end: u64,
     fin_offset: Option<u64>,
+    /// Highest offset the peer acknowledged (data up to it was sent, seen or not).
+    acked_end: u64,
     ooo: OutOfOrder,
     stats: StreamStats,
 }
@@ -304,11 +283,48 @@ impl Reassembler {
         Outcome::Ok
     }
 
-    /// End of the stream: skip every remaining hole and deliver everything buffered.
+    /// The peer acknowledged up to sequence number `ack`: the data before it was sent,
+    /// whether or not the capture holds it (what [`Reassembler::finish`] reports as a
+    /// final gap).
+    pub fn ack(&mut self, ack: u32) {
+        if !self.anchored {
+            return;
+        }
+        let delta = ack.wrapping_sub(self.base);
+        if (delta as i32) < 0 && self.seen_end.max(self.next) < 1 << 31 {
+            return;
+        }
+        let off = unwrap(delta, self.seen_end.max(self.next).max(self.acked_end));
+        // An acknowledgment far beyond anything sent is broken, not a gap.
+        if off <= self.seen_end.max(self.next) + MAX_AHEAD {
+            self.acked_end = self.acked_end.max(off);
+        }
+    }
+
+    /// Skip every remaining hole and deliver everything buffered (the buffer is empty
+    /// afterwards).
     pub fn flush(&mut self, out: &mut impl FnMut(StreamEvent<'_>)) {
         while !self.ooo.is_empty() {
             self.skip_first_hole(out);
         }
+    }
+
+    /// End of the stream: [`flush`](Self::flush), then report as a gap whatever is
+    /// known to have been sent but was never seen: up to the FIN, or without a FIN up to
+    /// the peer's last acknowledgment.
+    pub fn finish(&mut self, out: &mut impl FnMut(StreamEvent<'_>)) {
+        self.flush(out);
+        let end = self.fin_offset.unwrap_or(self.acked_end);
+        if end > self.next {
+            self.gap(end - self.next, out);
+        }
+    }
+
+    /// Forget everything (for reuse by another flow); keeps the buffer's storage.
+    pub fn reset(&mut self) {
+        let ooo = core::mem::take(&mut self.ooo);
+        *self = Reassembler { ooo, ..Reassembler::default() };
+        self.ooo.clear();
     }
 
     /// Deliver `bytes`, which start exactly at `next`, then whatever buffered data they

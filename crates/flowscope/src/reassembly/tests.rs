@@ -321,3 +321,39 @@ proptest! {
         prop_assert!(r.stats().high_watermark_bytes <= cap as u64);
     }
 }
+
+#[test]
+fn finish_reports_data_acknowledged_or_before_the_fin_but_never_seen() {
+    let cfg = ReassemblyConfig::default();
+    // Nothing captured, FIN at offset 2902: all of it missed (Zeek's miss-end-data).
+    let mut s = Sink::default();
+    let mut r = start(&cfg, &mut s);
+    r.segment(ISN + 1 + 2902, false, true, &[], &cfg, &mut |e| s.take(e));
+    r.ack(ISN + 1); // acks for earlier data change nothing
+    r.finish(&mut |e| s.take(e));
+    assert_eq!(s.gaps, [(0, 2902)]);
+    assert_eq!(r.stats().missed_bytes, 2902);
+    // No FIN: the peer's acknowledgment marks the end.
+    let mut s = Sink::default();
+    let mut r = start(&cfg, &mut s);
+    feed(&mut r, &cfg, &mut s, ISN + 1, b"abc");
+    r.ack(ISN + 1 + 10);
+    r.finish(&mut |e| s.take(e));
+    assert_eq!(s.gaps, [(3, 7)]);
+    // A wildly wrong ack is ignored.
+    let mut s = Sink::default();
+    let mut r = start(&cfg, &mut s);
+    r.ack(ISN.wrapping_add(1 << 31));
+    r.finish(&mut |e| s.take(e));
+    assert!(s.gaps.is_empty());
+}
+
+#[test]
+fn reset_keeps_nothing_but_storage() {
+    let cfg = ReassemblyConfig::default();
+    let mut s = Sink::default();
+    let mut r = start(&cfg, &mut s);
+    feed(&mut r, &cfg, &mut s, ISN + 10, b"later");
+    r.reset();
+    assert_eq!((r.buffered_bytes(), r.next_offset(), r.stats().ooo_segments), (0, 0, 0));
+}

@@ -36,6 +36,42 @@ pub struct FlowTrackerConfig {
     pub tcp_server_ports: &'static [u16],
     /// The same for UDP. Sorted ascending.
     pub udp_server_ports: &'static [u16],
+    /// Most out-of-order bytes the driver buffers per flow side (1 MiB).
+    pub max_buffer: usize,
+    /// Most out-of-order bytes the driver buffers across all flows (256 MiB): many flows
+    /// each under `max_buffer` cannot add up past it. At this cap the same
+    /// `overflow_policy` applies as at a side's own.
+    pub max_reassembly_memory: usize,
+    /// What reassembly does at a cap.
+    pub overflow_policy: OverflowPolicy,
+    /// Which bytes win where buffered segments overlap.
+    pub overlap_policy: OverlapPolicy,
+}
+
+/// What to do with overlapping bytes that differ.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum OverlapPolicy {
+    /// Bytes that arrived first are kept (default): what most end hosts do, and it keeps
+    /// an attacker from rewriting bytes an IDS already buffered.
+    #[default]
+    FirstWins,
+    /// Bytes that arrived last replace buffered ones (delivered bytes are never
+    /// replaced).
+    LastWins,
+}
+
+/// What reassembly does when out-of-order data would exceed a buffer cap.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum OverflowPolicy {
+    /// Stop reassembling the flow and end it with `EndReason::BufferOverflow`; its later
+    /// packets are absorbed until it closes or goes idle.
+    DropFlow,
+    /// Skip the oldest hole (reported as a gap) and deliver what follows it, until the
+    /// new data fits (default).
+    #[default]
+    SlidingWindow,
 }
 
 /// Well-known TCP service ports: the services Zeek ships analyzers for, plus common
@@ -66,6 +102,10 @@ impl Default for FlowTrackerConfig {
             hash_seed: 0x9e37_79b9_7f4a_7c15,
             tcp_server_ports: DEFAULT_TCP_SERVER_PORTS,
             udp_server_ports: DEFAULT_UDP_SERVER_PORTS,
+            max_buffer: 1 << 20,
+            max_reassembly_memory: 256 << 20,
+            overflow_policy: OverflowPolicy::SlidingWindow,
+            overlap_policy: OverlapPolicy::FirstWins,
         }
     }
 }
@@ -94,6 +134,30 @@ impl FlowTrackerConfig {
     /// Set how long a TCP flow lingers after both FINs or a RST.
     pub fn with_linger(mut self, d: Duration) -> Self {
         self.tcp_linger = d;
+        self
+    }
+
+    /// Set the per-side reassembly buffer cap.
+    pub fn with_max_buffer(mut self, bytes: usize) -> Self {
+        self.max_buffer = bytes;
+        self
+    }
+
+    /// Set the global reassembly memory cap.
+    pub fn with_max_reassembly_memory(mut self, bytes: usize) -> Self {
+        self.max_reassembly_memory = bytes;
+        self
+    }
+
+    /// Set the overflow policy.
+    pub fn with_overflow_policy(mut self, p: OverflowPolicy) -> Self {
+        self.overflow_policy = p;
+        self
+    }
+
+    /// Set the overlap policy.
+    pub fn with_overlap_policy(mut self, p: OverlapPolicy) -> Self {
+        self.overlap_policy = p;
         self
     }
 

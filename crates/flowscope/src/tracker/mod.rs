@@ -32,7 +32,10 @@ use core::fmt;
 use core::net::IpAddr;
 use core::time::Duration;
 
-pub use config::{FlowTrackerConfig, DEFAULT_TCP_SERVER_PORTS, DEFAULT_UDP_SERVER_PORTS};
+pub use config::{
+    FlowTrackerConfig, OverflowPolicy, OverlapPolicy, DEFAULT_TCP_SERVER_PORTS,
+    DEFAULT_UDP_SERVER_PORTS,
+};
 pub use tcp::EndpointState;
 
 use crate::event::{ConnState, EndReason, EventSink, FlowEvent, FlowSide, FlowStats, SideStats};
@@ -69,6 +72,14 @@ pub enum Disposition {
     },
     /// The extractor could not key it.
     Unmatched(Unmatched),
+    /// The packet belongs to a flow that was ended by policy (see
+    /// [`FlowTracker::abort`]) and is absorbed until that connection closes or goes idle.
+    Dropped {
+        /// The absorbing flow.
+        flow: FlowId,
+        /// Which side sent it.
+        side: FlowSide,
+    },
 }
 
 /// Unmatched packets by reason.
@@ -146,7 +157,8 @@ impl EndedCounts {
 ///
 /// Invariants, checked by tests on every shared capture: `packets == tracked +
 /// unmatched.total() + dropped` (the packet ledger), and `flows_created ==
-/// flows_ended.total() + live flows`.
+/// flows_ended.total() + flow_count()` (aborted flows that still absorb packets are
+/// ended, not live).
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
 pub struct TrackerStats {
     /// Packets handed to `handle_packet`.
@@ -155,7 +167,7 @@ pub struct TrackerStats {
     pub tracked: u64,
     /// Packets the extractor could not key, by reason.
     pub unmatched: UnmatchedCounts,
-    /// Packets dropped by policy (reserved for reassembly policies; 0 here).
+    /// Packets absorbed by flows ended by policy ([`FlowTracker::abort`]).
     pub dropped: u64,
     /// Flows created.
     pub flows_created: u64,
@@ -292,6 +304,8 @@ pub struct FlowTracker<E: FlowExtractor, S = ()> {
     clock: Timestamp,
     stats: TrackerStats,
     timeouts: [Duration; table::CLASSES],
+    /// Aborted flows still in the table, absorbing packets.
+    tombstones: usize,
 }
 
 impl<E: FlowExtractor, S> fmt::Debug for FlowTracker<E, S> {
@@ -332,6 +346,7 @@ impl<E: FlowExtractor, S> FlowTracker<E, S> {
             clock: Timestamp::ZERO,
             stats: TrackerStats::default(),
             timeouts,
+            tombstones: 0,
         }
     }
 
@@ -340,9 +355,36 @@ impl<E: FlowExtractor, S> FlowTracker<E, S> {
         &self.config
     }
 
-    /// Live flows (always `<= config().max_flows`).
+    /// Live flows (always `<= config().max_flows`; aborted flows that still absorb
+    /// packets are not counted, though they hold a table slot until they close).
     pub fn flow_count(&self) -> usize {
-        self.table.len()
+        self.table.len() - self.tombstones
+    }
+
+    /// The key of a live flow.
+    pub fn key(&self, id: FlowId) -> Option<E::Key> {
+        self.table.get(id.0).filter(|s| s.value.state.is_some()).map(|s| s.key)
+    }
+
+    /// End a live flow now, by policy (for example `EndReason::BufferOverflow`): its
+    /// `Ended` event goes to `sink`, and its table slot stays as a tombstone that absorbs
+    /// the connection's later packets ([`Disposition::Dropped`]) until it closes or goes
+    /// idle, so they do not start a new, mid-stream flow.
+    pub fn abort(&mut self, id: FlowId, reason: EndReason, sink: &mut impl EventSink<E::Key, S>) {
+        if self.key(id).is_some() {
+            self.report_end(id.0, reason, sink);
+            self.tombstones += 1;
+        }
+    }
+
+    /// Record a history letter for `side` at the 1st, 10th, 100th, ... `count`
+    /// (Zeek's scaled letters, such as `g` for content gaps).
+    #[cfg(feature = "reassembler")]
+    pub(crate) fn scaled_history(&mut self, id: FlowId, side: FlowSide, code: u8, count: u64) {
+        if let Some(slot) = self.table.get_mut(id.0) {
+            let count = u32::try_from(count).unwrap_or(u32::MAX);
+            slot.value.hist.scaled(side == FlowSide::Initiator, count, code);
+        }
     }
 
     /// The tracker clock: the largest timestamp seen.
@@ -390,19 +432,34 @@ impl<E: FlowExtractor, S> FlowTracker<E, S> {
         packet: &PacketView<'_>,
         sink: &mut impl EventSink<E::Key, S>,
     ) -> Disposition {
+        let extracted = self.extractor.extract(packet);
+        self.handle_extracted(packet.ts, &extracted, sink)
+    }
+
+    /// The extractor in use (to key a packet once and hand the result to
+    /// [`FlowTracker::handle_extracted`]).
+    pub fn extractor(&self) -> &E {
+        &self.extractor
+    }
+
+    /// [`handle_packet`](Self::handle_packet) for a packet the caller keyed already
+    /// with this tracker's extractor (the driver does, to reuse the decoded headers).
+    pub fn handle_extracted(
+        &mut self,
+        ts: Timestamp,
+        extracted: &Result<Extracted<E::Key>, Unmatched>,
+        sink: &mut impl EventSink<E::Key, S>,
+    ) -> Disposition {
         self.stats.packets += 1;
         // Borrowed rather than moved out of the Result, so the ~170-byte value is not
         // copied a second time.
-        let extracted = self.extractor.extract(packet);
-        let ex = match &extracted {
+        let ex = match extracted {
             Ok(ex) => ex,
             Err(u) => {
                 self.stats.unmatched.count(u);
                 return Disposition::Unmatched(*u);
             }
         };
-        self.stats.tracked += 1;
-        let ts = packet.ts;
         if ts < self.clock {
             self.stats.late_packets += 1;
         } else {
@@ -432,6 +489,11 @@ impl<E: FlowExtractor, S> FlowTracker<E, S> {
             None => (self.create(ex, ts, sink), true),
         };
         let side = self.update(id, ex, ts, sink);
+        if self.table.get(id).is_some_and(|s| s.value.state.is_none()) {
+            self.stats.dropped += 1;
+            return Disposition::Dropped { flow: FlowId(id), side };
+        }
+        self.stats.tracked += 1;
         Disposition::Tracked { flow: FlowId(id), side, created }
     }
 
@@ -631,7 +693,8 @@ impl<E: FlowExtractor, S> FlowTracker<E, S> {
             }
             _ => flow.tcp[i].last_rel += u64::from(h.payload_wire_len),
         }
-        let newly_established = !flow.established && both_sides_engaged(flow);
+        let newly_established =
+            !flow.established && flow.state.is_some() && both_sides_engaged(flow);
         if newly_established {
             flow.established = true;
         }
@@ -659,14 +722,26 @@ impl<E: FlowExtractor, S> FlowTracker<E, S> {
         }
     }
 
-    /// End a live flow: free its slot, then report it.
+    /// End a flow: report it (unless it was aborted and reported already), then free
+    /// its slot.
     fn end(&mut self, id: u32, reason: EndReason, sink: &mut impl EventSink<E::Key, S>) {
+        let Some(slot) = self.table.get(id) else { return };
+        if slot.value.state.is_some() {
+            self.report_end(id, reason, sink);
+        } else {
+            self.tombstones -= 1;
+        }
+        self.table.remove(id);
+    }
+
+    /// Emit a flow's `Ended` event and count it; the slot stays (as a tombstone until
+    /// `end` frees it).
+    fn report_end(&mut self, id: u32, reason: EndReason, sink: &mut impl EventSink<E::Key, S>) {
         let Some(slot) = self.table.get_mut(id) else { return };
         let Some(state) = slot.value.state.take() else { return };
         let flow = &slot.value;
-        let key = slot.key;
         let event = FlowEvent::Ended {
-            key,
+            key: slot.key,
             reason,
             l4: flow.l4,
             initiator: flow.initiator,
@@ -677,7 +752,6 @@ impl<E: FlowExtractor, S> FlowTracker<E, S> {
             state,
         };
         self.stats.history_overflow += u64::from(flow.hist.overflow);
-        self.table.remove(id);
         self.stats.flows_ended.count(reason);
         sink.event(event);
     }

@@ -647,3 +647,37 @@ fn flow_entry_stays_within_four_cache_lines() {
     let slot = core::mem::size_of::<table::Slot<FiveTupleKey, Flow<()>>>();
     assert!(slot <= 256, "{slot}");
 }
+
+#[test]
+fn aborted_flow_absorbs_its_packets_until_it_closes() {
+    let mut s = Script::new();
+    s.handshake().c(PSH_ACK, 101, 5001, 10);
+    let Disposition::Tracked { flow, .. } = s.send({
+        let (c, sv) = (s.client, s.server);
+        Frame::tcp(sv.0, sv.1, c.0, c.1, ACK, 5001, 111).build()
+    }) else {
+        panic!()
+    };
+    s.tracker.abort(flow, EndReason::BufferOverflow, &mut s.events);
+    assert!(matches!(
+        s.events.last(),
+        Some(FlowEvent::Ended { reason: EndReason::BufferOverflow, .. })
+    ));
+    assert_eq!(s.tracker.flow_count(), 0);
+    // More of the same connection: absorbed, not a new mid-stream flow.
+    s.c(PSH_ACK, 111, 5001, 10);
+    let d = s.send({
+        let (c, sv) = (s.client, s.server);
+        Frame::tcp(sv.0, sv.1, c.0, c.1, ACK, 5001, 121).build()
+    });
+    assert!(matches!(d, Disposition::Dropped { side: FlowSide::Responder, .. }), "{d:?}");
+    assert_eq!(s.tracker.stats().dropped, 2);
+    assert_eq!(s.tracker.stats().flows_created, 1);
+    // It closes; after the linger the tombstone goes quietly, and the 5-tuple is free.
+    s.c(FIN_ACK, 121, 5001, 0).s(FIN_ACK, 5001, 122, 0);
+    s.wait(Duration::from_secs(10)).c(SYN, 777, 0, 0);
+    let events = s.finish();
+    let ended = events.iter().filter(|e| matches!(e, FlowEvent::Ended { .. })).count();
+    let started = events.iter().filter(|e| matches!(e, FlowEvent::Started { .. })).count();
+    assert_eq!((started, ended), (2, 2)); // the aborted one is reported once, at abort
+}

@@ -1,0 +1,435 @@
+//! The flow driver: the tracker plus per-side TCP reassembly, one call per packet.
+//!
+//! [`FlowDriver`] keys each packet once, hands it to its [`FlowTracker`] for the flow
+//! lifecycle, and feeds TCP payload to the flow's two [`Reassembler`]s, whose state lives
+//! in the flow's table entry (no second hash map). Everything comes out through one
+//! [`DriverSink`]: lifecycle events, in-order stream bytes borrowed from the packet
+//! ([`DriverEvent::Data`]), gaps, FIN and RST markers, and, with
+//! [`FlowDriver::with_emit_anomalies`], anomalies.
+//!
+//! Memory: each TCP flow that carries payload gets its reassembly state from a pool
+//! (allocated once per concurrent flow, reused after), and out-of-order bytes are bounded
+//! per side by [`FlowTrackerConfig::max_buffer`] and across all flows by
+//! [`FlowTrackerConfig::max_reassembly_memory`]. In-order delivery never copies and, once
+//! warm, never allocates (a counting-allocator test holds this).
+
+use crate::event::{AnomalyKind, EndReason, FlowEvent, FlowSide, SideStats};
+use crate::extract::FlowExtractor;
+use crate::packet::{PacketView, Transport};
+use crate::reassembly::{Outcome, Reassembler, ReassemblyConfig, StreamEvent};
+use crate::time::Timestamp;
+use crate::tracker::{
+    Disposition, FlowId, FlowTracker, FlowTrackerConfig, OverflowPolicy, TrackerStats,
+};
+
+/// Everything the driver reports.
+// `Flow` carries the large `Ended` event; boxing it would allocate per flow end.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DriverEvent<'a, K, S = ()> {
+    /// A lifecycle event (or an anomaly).
+    Flow(FlowEvent<K, S>),
+    /// Stream bytes of one side, in order, each byte exactly once. `bytes` borrows the
+    /// packet (in-order data) or the reassembly buffer (data released by a filled hole).
+    Data {
+        /// The flow.
+        key: K,
+        /// Whose stream.
+        side: FlowSide,
+        /// Stream offset of the first byte (0 = the byte after the SYN).
+        offset: u64,
+        /// The bytes.
+        bytes: &'a [u8],
+    },
+    /// Bytes of one side's stream that were never seen and are skipped.
+    Gap {
+        /// The flow.
+        key: K,
+        /// Whose stream.
+        side: FlowSide,
+        /// Stream offset of the first missing byte.
+        offset: u64,
+        /// How many bytes.
+        len: u64,
+    },
+    /// A side sent a FIN (reported for every FIN segment, after its data).
+    Fin {
+        /// The flow.
+        key: K,
+        /// Who sent it.
+        side: FlowSide,
+    },
+    /// A side sent a RST.
+    Rst {
+        /// The flow.
+        key: K,
+        /// Who sent it.
+        side: FlowSide,
+    },
+}
+
+/// Where the driver's events go; implemented for closures.
+///
+/// Events borrow the packet, so a closure sink must accept any lifetime; name the
+/// argument's type so Rust infers that:
+/// `driver.handle_packet(&view, &mut |e: DriverEvent<'_, FiveTupleKey>| { ... })`.
+pub trait DriverSink<K, S = ()> {
+    /// Take one event.
+    fn event(&mut self, event: DriverEvent<'_, K, S>);
+}
+
+impl<K, S, F: FnMut(DriverEvent<'_, K, S>)> DriverSink<K, S> for F {
+    #[inline]
+    fn event(&mut self, event: DriverEvent<'_, K, S>) {
+        self(event)
+    }
+}
+
+/// Both sides' reassemblers: index 0 the initiator's stream, 1 the responder's.
+type Streams = [Reassembler; 2];
+
+/// What the driver keeps in each flow's table entry.
+#[derive(Debug, Default)]
+pub struct FlowState<S> {
+    user: S,
+    // Taken from the pool on the flow's first TCP segment; returned when it ends.
+    streams: Option<Box<Streams>>,
+}
+
+/// Counters the driver keeps on top of the tracker's.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct DriverStats {
+    /// Stream bytes delivered.
+    pub delivered_bytes: u64,
+    /// Stream bytes reported missing.
+    pub missed_bytes: u64,
+    /// Flows ended because reassembly hit a cap under `DropFlow`.
+    pub overflow_aborts: u64,
+    /// Out-of-order bytes buffered across all flows now.
+    pub buffered_bytes: u64,
+    /// Peak of `buffered_bytes`.
+    pub buffered_high_watermark: u64,
+}
+
+/// Tracking plus reassembly: see the [module docs](self).
+pub struct FlowDriver<E: FlowExtractor, S = ()> {
+    tracker: FlowTracker<E, FlowState<S>>,
+    reassembly: ReassemblyConfig,
+    global_cap: usize,
+    emit_anomalies: bool,
+    // Boxes, not values: flows own their streams through the same boxes, so handing one
+    // from the pool to a flow and back moves a pointer, never the ~340-byte state.
+    #[allow(clippy::vec_box)]
+    pool: Vec<Box<Streams>>,
+    stats: DriverStats,
+}
+
+impl<E: FlowExtractor, S> core::fmt::Debug for FlowDriver<E, S> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("FlowDriver")
+            .field("tracker", &self.tracker)
+            .field("stats", &self.stats)
+            .finish()
+    }
+}
+
+impl<E: FlowExtractor, S: Default + 'static> FlowDriver<E, S> {
+    /// A driver whose per-flow user state starts as `S::default()`.
+    pub fn new(extractor: E, config: FlowTrackerConfig) -> Self {
+        Self::with_state(extractor, config, |_| S::default())
+    }
+}
+
+impl<E: FlowExtractor, S: 'static> FlowDriver<E, S> {
+    /// A driver that creates each flow's user state with `new_state(&key)`.
+    pub fn with_state(
+        extractor: E,
+        config: FlowTrackerConfig,
+        mut new_state: impl FnMut(&E::Key) -> S + 'static,
+    ) -> Self {
+        let reassembly = ReassemblyConfig::default()
+            .with_max_buffer(config.max_buffer)
+            .with_overflow(config.overflow_policy)
+            .with_overlap(config.overlap_policy);
+        let global_cap = config.max_reassembly_memory;
+        FlowDriver {
+            tracker: FlowTracker::with_state(extractor, config, move |k| FlowState {
+                user: new_state(k),
+                streams: None,
+            }),
+            reassembly,
+            global_cap,
+            emit_anomalies: false,
+            pool: Vec::new(),
+            stats: DriverStats::default(),
+        }
+    }
+}
+
+impl<E: FlowExtractor, S> FlowDriver<E, S> {
+    /// Report anomalies as `FlowEvent::Anomaly` (off by default).
+    pub fn with_emit_anomalies(mut self, yes: bool) -> Self {
+        self.emit_anomalies = yes;
+        self
+    }
+
+    /// The tracker underneath (flow counts, its stats, per-flow statistics).
+    pub fn tracker(&self) -> &FlowTracker<E, FlowState<S>> {
+        &self.tracker
+    }
+
+    /// The tracker's counters.
+    pub fn tracker_stats(&self) -> &TrackerStats {
+        self.tracker.stats()
+    }
+
+    /// The driver's counters.
+    pub fn stats(&self) -> &DriverStats {
+        &self.stats
+    }
+
+    /// The user state of a live flow.
+    pub fn state_mut(&mut self, id: FlowId) -> Option<&mut S> {
+        self.tracker.state_mut(id).map(|s| &mut s.user)
+    }
+
+    /// Process one packet: lifecycle, then stream data.
+    pub fn handle_packet(
+        &mut self,
+        packet: &PacketView<'_>,
+        sink: &mut impl DriverSink<E::Key, S>,
+    ) -> Disposition {
+        let extracted = self.tracker.extractor().extract(packet);
+        let mut ends = EndHandler {
+            pool: &mut self.pool,
+            stats: &mut self.stats,
+            emit: self.emit_anomalies,
+            sink,
+        };
+        let disposition = self.tracker.handle_extracted(packet.ts, &extracted, &mut |e| ends.on(e));
+        let (Disposition::Tracked { flow, side, .. }, Ok(ex)) = (disposition, &extracted) else {
+            return disposition;
+        };
+        let Transport::Tcp(tcp) = ex.headers.transport else { return disposition };
+        let payload = ex.headers.payload(packet.frame);
+        self.reassemble(flow, side, &tcp, payload, packet.ts, sink);
+        disposition
+    }
+
+    /// Move the clock and end timed-out flows (see [`FlowTracker::advance`]).
+    pub fn advance(&mut self, now: Timestamp, sink: &mut impl DriverSink<E::Key, S>) {
+        let mut ends = EndHandler {
+            pool: &mut self.pool,
+            stats: &mut self.stats,
+            emit: self.emit_anomalies,
+            sink,
+        };
+        self.tracker.advance(now, &mut |e| ends.on(e));
+    }
+
+    /// End every flow (see [`FlowTracker::finish`]); each stream is flushed first.
+    pub fn finish(&mut self, sink: &mut impl DriverSink<E::Key, S>) {
+        let mut ends = EndHandler {
+            pool: &mut self.pool,
+            stats: &mut self.stats,
+            emit: self.emit_anomalies,
+            sink,
+        };
+        self.tracker.finish(&mut |e| ends.on(e));
+    }
+
+    fn reassemble(
+        &mut self,
+        flow: FlowId,
+        side: FlowSide,
+        tcp: &crate::packet::TcpHeader,
+        payload: &[u8],
+        ts: Timestamp,
+        sink: &mut impl DriverSink<E::Key, S>,
+    ) {
+        let Some(key) = self.tracker.key(flow) else { return };
+        let Some(state) = self.tracker.state_mut(flow) else { return };
+        let streams = state.streams.get_or_insert_with(|| self.pool.pop().unwrap_or_default());
+        let (i, peer) = match side {
+            FlowSide::Initiator => (0, 1),
+            FlowSide::Responder => (1, 0),
+        };
+        if tcp.flags.ack() {
+            streams[peer].ack(tcp.ack);
+        }
+        let r = &mut streams[i];
+        let before = *r.stats();
+        let buffered_before = r.buffered_bytes();
+        // This side may use its own cap, or what is left of the global one, whichever is
+        // smaller.
+        let global_left = self.global_cap.saturating_sub(self.stats.buffered_bytes as usize);
+        let cfg = self
+            .reassembly
+            .with_max_buffer(self.reassembly.max_buffer.min(buffered_before + global_left));
+        let outcome =
+            r.segment(tcp.seq, tcp.flags.syn(), tcp.flags.fin(), payload, &cfg, &mut |e| match e {
+                StreamEvent::Data { offset, bytes } => {
+                    sink.event(DriverEvent::Data { key, side, offset, bytes })
+                }
+                StreamEvent::Gap { offset, len } => {
+                    sink.event(DriverEvent::Gap { key, side, offset, len })
+                }
+            });
+        let after = *r.stats();
+        self.stats.buffered_bytes = (self.stats.buffered_bytes + r.buffered_bytes() as u64)
+            .saturating_sub(buffered_before as u64);
+        self.stats.buffered_high_watermark =
+            self.stats.buffered_high_watermark.max(self.stats.buffered_bytes);
+        self.stats.delivered_bytes += after.delivered_bytes - before.delivered_bytes;
+        self.stats.missed_bytes += after.missed_bytes - before.missed_bytes;
+        for gaps in before.gaps + 1..=after.gaps {
+            self.tracker.scaled_history(flow, side, b'G', gaps);
+        }
+        if self.emit_anomalies {
+            let anomaly =
+                |kind| DriverEvent::Flow(FlowEvent::Anomaly { key, side: Some(side), kind, ts });
+            if after.ooo_segments > before.ooo_segments {
+                sink.event(anomaly(AnomalyKind::OutOfOrderSegment));
+            }
+            if after.cap_hits > before.cap_hits {
+                sink.event(anomaly(AnomalyKind::BufferOverflow));
+            }
+        }
+        if tcp.flags.fin() {
+            sink.event(DriverEvent::Fin { key, side });
+        }
+        if tcp.flags.rst() {
+            sink.event(DriverEvent::Rst { key, side });
+        }
+        if outcome == Outcome::Overflow && self.reassembly.overflow == OverflowPolicy::DropFlow {
+            self.stats.overflow_aborts += 1;
+            let mut ends = EndHandler {
+                pool: &mut self.pool,
+                stats: &mut self.stats,
+                emit: self.emit_anomalies,
+                sink,
+            };
+            self.tracker.abort(flow, EndReason::BufferOverflow, &mut |e| ends.on(e));
+        }
+    }
+}
+
+/// Turns the tracker's events into the driver's: flushes the streams of ending flows,
+/// adds their reassembly counters, returns their state to the pool.
+struct EndHandler<'d, Sk> {
+    #[allow(clippy::vec_box)] // see `FlowDriver::pool`
+    pool: &'d mut Vec<Box<Streams>>,
+    stats: &'d mut DriverStats,
+    emit: bool,
+    sink: &'d mut Sk,
+}
+
+impl<Sk> EndHandler<'_, Sk> {
+    fn on<K: Copy, S>(&mut self, event: FlowEvent<K, FlowState<S>>)
+    where
+        Sk: DriverSink<K, S>,
+    {
+        match event {
+            FlowEvent::Started { key, initiator, orientation, l4, ts } => {
+                self.sink.event(DriverEvent::Flow(FlowEvent::Started {
+                    key,
+                    initiator,
+                    orientation,
+                    l4,
+                    ts,
+                }))
+            }
+            FlowEvent::Established { key, ts } => {
+                self.sink.event(DriverEvent::Flow(FlowEvent::Established { key, ts }))
+            }
+            FlowEvent::Anomaly { key, side, kind, ts } => {
+                self.sink.event(DriverEvent::Flow(FlowEvent::Anomaly { key, side, kind, ts }))
+            }
+            FlowEvent::Ended {
+                key,
+                reason,
+                l4,
+                initiator,
+                mut stats,
+                conn_state,
+                mut history,
+                ts,
+                state,
+            } => {
+                if reason == EndReason::Evicted && self.emit {
+                    let kind = AnomalyKind::FlowTableEviction;
+                    self.sink.event(DriverEvent::Flow(FlowEvent::Anomaly {
+                        key,
+                        side: None,
+                        kind,
+                        ts,
+                    }));
+                }
+                if let Some(mut streams) = state.streams {
+                    for (i, side) in
+                        [FlowSide::Initiator, FlowSide::Responder].into_iter().enumerate()
+                    {
+                        let r = &mut streams[i];
+                        self.stats.buffered_bytes =
+                            self.stats.buffered_bytes.saturating_sub(r.buffered_bytes() as u64);
+                        let was = *r.stats();
+                        let sink = &mut *self.sink;
+                        r.finish(&mut |e| match e {
+                            StreamEvent::Data { offset, bytes } => {
+                                sink.event(DriverEvent::Data { key, side, offset, bytes })
+                            }
+                            StreamEvent::Gap { offset, len } => {
+                                sink.event(DriverEvent::Gap { key, side, offset, len })
+                            }
+                        });
+                        let rs = *r.stats();
+                        self.stats.missed_bytes += rs.missed_bytes - was.missed_bytes;
+                        self.stats.delivered_bytes += rs.delivered_bytes - was.delivered_bytes;
+                        for gaps in was.gaps + 1..=rs.gaps {
+                            if is_power_of_ten(gaps) {
+                                let c = if side == FlowSide::Initiator { b'G' } else { b'g' };
+                                history.push(c);
+                            }
+                        }
+                        let s: &mut SideStats = match side {
+                            FlowSide::Initiator => &mut stats.initiator,
+                            FlowSide::Responder => &mut stats.responder,
+                        };
+                        s.missed_bytes = rs.missed_bytes;
+                        s.dropped_ooo = rs.dropped_ooo;
+                        s.dropped_oversize_bytes = rs.dropped_oversize_bytes;
+                        s.high_watermark_bytes = rs.high_watermark_bytes;
+                        r.reset();
+                    }
+                    self.pool.push(streams);
+                }
+                let user = state.user;
+                self.sink.event(DriverEvent::Flow(FlowEvent::Ended {
+                    key,
+                    reason,
+                    l4,
+                    initiator,
+                    stats,
+                    conn_state,
+                    history,
+                    ts,
+                    state: user,
+                }));
+            }
+        }
+    }
+}
+
+fn is_power_of_ten(mut n: u64) -> bool {
+    if n == 0 {
+        return false;
+    }
+    while n % 10 == 0 {
+        n /= 10;
+    }
+    n == 1
+}
+
+#[cfg(test)]
+mod tests;

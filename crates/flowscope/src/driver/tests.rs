@@ -1,0 +1,254 @@
+//! Driver tests: packet scripts through tracking and reassembly together.
+
+use core::net::IpAddr;
+
+use super::*;
+use crate::event::{ConnState, EndReason, FlowEvent};
+use crate::extract::{FiveTuple, FiveTupleKey};
+use crate::packet::{LinkType, TcpFlags};
+use crate::testkit::{flags::*, Frame};
+use crate::tracker::OverflowPolicy;
+
+/// Owned copies of driver events.
+#[derive(Debug, Clone, PartialEq)]
+enum Ev {
+    Started,
+    Established,
+    Ended {
+        reason: EndReason,
+        conn_state: ConnState,
+        history: String,
+        stats: crate::event::FlowStats,
+    },
+    Anomaly(AnomalyKind),
+    Data(FlowSide, u64, Vec<u8>),
+    Gap(FlowSide, u64, u64),
+    Fin(FlowSide),
+    Rst(FlowSide),
+}
+
+struct Script {
+    driver: FlowDriver<FiveTuple>,
+    events: Vec<Ev>,
+    now_us: u64,
+    client: (IpAddr, u16),
+    server: (IpAddr, u16),
+    last: Option<Disposition>,
+}
+
+fn own(e: DriverEvent<'_, FiveTupleKey>) -> Ev {
+    match e {
+        DriverEvent::Flow(FlowEvent::Started { .. }) => Ev::Started,
+        DriverEvent::Flow(FlowEvent::Established { .. }) => Ev::Established,
+        DriverEvent::Flow(FlowEvent::Ended { reason, conn_state, history, stats, .. }) => {
+            Ev::Ended { reason, conn_state, history: history.as_str().to_string(), stats }
+        }
+        DriverEvent::Flow(FlowEvent::Anomaly { kind, .. }) => Ev::Anomaly(kind),
+        DriverEvent::Data { side, offset, bytes, .. } => Ev::Data(side, offset, bytes.to_vec()),
+        DriverEvent::Gap { side, offset, len, .. } => Ev::Gap(side, offset, len),
+        DriverEvent::Fin { side, .. } => Ev::Fin(side),
+        DriverEvent::Rst { side, .. } => Ev::Rst(side),
+        _ => unreachable!(),
+    }
+}
+
+impl Script {
+    fn new(config: FlowTrackerConfig) -> Self {
+        Script {
+            driver: FlowDriver::new(FiveTuple::new(), config).with_emit_anomalies(true),
+            events: Vec::new(),
+            now_us: 1_000_000,
+            client: ("10.0.0.1".parse().unwrap(), 40000),
+            server: ("10.0.0.2".parse().unwrap(), 80),
+            last: None,
+        }
+    }
+
+    fn send(&mut self, f: Vec<u8>) -> &mut Self {
+        self.now_us += 1000;
+        let view =
+            PacketView::new(Timestamp::from_nanos(self.now_us * 1000), LinkType::ETHERNET, &f);
+        let events = &mut self.events;
+        self.last = Some(
+            self.driver
+                .handle_packet(&view, &mut |e: DriverEvent<'_, FiveTupleKey>| events.push(own(e))),
+        );
+        self
+    }
+
+    fn c(&mut self, flags: u16, seq: u32, ack: u32, data: &[u8]) -> &mut Self {
+        let (c, s) = (self.client, self.server);
+        self.send(Frame::tcp(c.0, c.1, s.0, s.1, flags, seq, ack).payload(data).build())
+    }
+
+    fn s(&mut self, flags: u16, seq: u32, ack: u32, data: &[u8]) -> &mut Self {
+        let (c, s) = (self.client, self.server);
+        self.send(Frame::tcp(s.0, s.1, c.0, c.1, flags, seq, ack).payload(data).build())
+    }
+
+    fn handshake(&mut self) -> &mut Self {
+        self.c(SYN, 100, 0, b"").s(SYN_ACK, 5000, 101, b"").c(ACK, 101, 5001, b"")
+    }
+
+    fn finish(&mut self) -> Vec<Ev> {
+        let events = &mut self.events;
+        self.driver.finish(&mut |e: DriverEvent<'_, FiveTupleKey>| events.push(own(e)));
+        let st = self.driver.tracker_stats();
+        assert_eq!(st.packets, st.tracked + st.unmatched.total() + st.dropped, "ledger");
+        std::mem::take(&mut self.events)
+    }
+
+    fn stream(events: &[Ev], side: FlowSide) -> Vec<u8> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                Ev::Data(s, _, d) if *s == side => Some(d.clone()),
+                _ => None,
+            })
+            .flatten()
+            .collect()
+    }
+}
+
+#[test]
+fn in_order_streams_both_ways_with_fins() {
+    let mut s = Script::new(FlowTrackerConfig::default());
+    s.handshake()
+        .c(PSH_ACK, 101, 5001, b"GET / HTTP/1.1\r\n\r\n")
+        .s(PSH_ACK, 5001, 119, b"HTTP/1.1 200 OK\r\n")
+        .s(PSH_ACK, 5018, 119, b"\r\nbody")
+        .c(FIN_ACK, 119, 5024, b"")
+        .s(FIN_ACK, 5024, 120, b"")
+        .c(ACK, 120, 5025, b"");
+    let ev = s.finish();
+    assert_eq!(Script::stream(&ev, FlowSide::Initiator), b"GET / HTTP/1.1\r\n\r\n");
+    assert_eq!(Script::stream(&ev, FlowSide::Responder), b"HTTP/1.1 200 OK\r\n\r\nbody");
+    assert!(
+        ev.contains(&Ev::Fin(FlowSide::Initiator)) && ev.contains(&Ev::Fin(FlowSide::Responder))
+    );
+    let Some(Ev::Ended { reason, conn_state, history, stats }) = ev.last() else {
+        panic!("{ev:?}")
+    };
+    // The server never sends a bare ACK here, so no `a`.
+    assert_eq!(
+        (*reason, *conn_state, history.as_str()),
+        (EndReason::Fin, ConnState::Sf, "ShADdFf")
+    );
+    assert_eq!((stats.initiator.payload_bytes, stats.responder.payload_bytes), (18, 23));
+    assert_eq!((stats.initiator.missed_bytes, stats.responder.missed_bytes), (0, 0));
+    assert!(!ev.iter().any(|e| matches!(e, Ev::Gap(..) | Ev::Anomaly(_))));
+}
+
+#[test]
+fn reordered_data_is_released_in_order_with_one_anomaly() {
+    let mut s = Script::new(FlowTrackerConfig::default());
+    s.handshake().c(PSH_ACK, 106, 5001, b"world").c(PSH_ACK, 101, 5001, b"hello");
+    let ev = s.finish();
+    assert_eq!(Script::stream(&ev, FlowSide::Initiator), b"helloworld");
+    assert_eq!(ev.iter().filter(|e| **e == Ev::Anomaly(AnomalyKind::OutOfOrderSegment)).count(), 1);
+    let Some(Ev::Ended { stats, .. }) = ev.last() else { panic!() };
+    assert_eq!(stats.initiator.high_watermark_bytes, 5);
+}
+
+#[test]
+fn lost_segment_becomes_a_gap_with_zeek_letter() {
+    let mut s = Script::new(FlowTrackerConfig::default());
+    s.handshake()
+        .c(PSH_ACK, 101, 5001, b"aaaa")
+        .c(PSH_ACK, 109, 5001, b"cccc") // 105..109 never captured
+        .s(ACK, 5001, 113, b"")
+        .c(FIN_ACK, 113, 5001, b"")
+        .s(FIN_ACK, 5001, 114, b"");
+    let ev = s.finish();
+    assert!(ev.contains(&Ev::Gap(FlowSide::Initiator, 4, 4)), "{ev:?}");
+    assert_eq!(Script::stream(&ev, FlowSide::Initiator), b"aaaacccc");
+    let Some(Ev::Ended { stats, history, .. }) = ev.last() else { panic!() };
+    assert_eq!(stats.initiator.missed_bytes, 4);
+    assert_eq!(stats.initiator.payload_bytes, 12);
+    assert_eq!(history, "ShADaFfG");
+    assert_eq!(s.driver.stats().missed_bytes, 4);
+}
+
+#[test]
+fn unseen_response_before_fin_is_missed() {
+    // Zeek's miss-end-data: the server's data never captured, its FIN is.
+    let mut s = Script::new(FlowTrackerConfig::default());
+    s.handshake().c(PSH_ACK, 101, 5001, b"req").s(ACK, 5001, 104, b"").s(FIN_ACK, 7903, 104, b"");
+    let ev = s.finish();
+    let Some(Ev::Ended { stats, .. }) = ev.last() else { panic!() };
+    assert_eq!(stats.responder.missed_bytes, 2902);
+    assert_eq!(stats.responder.payload_bytes, 2902);
+    assert!(ev.contains(&Ev::Gap(FlowSide::Responder, 0, 2902)));
+}
+
+#[test]
+fn drop_flow_at_the_cap_ends_the_flow_and_absorbs_the_rest() {
+    let cfg = FlowTrackerConfig::default()
+        .with_max_buffer(8)
+        .with_overflow_policy(OverflowPolicy::DropFlow);
+    let mut s = Script::new(cfg);
+    s.handshake().c(PSH_ACK, 111, 5001, b"later1").c(PSH_ACK, 121, 5001, b"later2");
+    assert!(s
+        .events
+        .iter()
+        .any(|e| matches!(e, Ev::Ended { reason: EndReason::BufferOverflow, .. })));
+    assert!(s.events.contains(&Ev::Anomaly(AnomalyKind::BufferOverflow)));
+    s.c(PSH_ACK, 101, 5001, b"0123456789");
+    assert!(matches!(s.last, Some(Disposition::Dropped { .. })), "{:?}", s.last);
+    s.s(ACK, 5001, 111, b"");
+    let ev = s.finish();
+    // One flow, started and reported once; the absorbed packets started nothing.
+    assert_eq!(ev.iter().filter(|e| matches!(e, Ev::Started)).count(), 1);
+    assert_eq!(ev.iter().filter(|e| matches!(e, Ev::Ended { .. })).count(), 1);
+    assert_eq!(s.driver.tracker_stats().flows_created, 1);
+    assert_eq!(s.driver.tracker_stats().dropped, 2);
+    assert_eq!(s.driver.stats().overflow_aborts, 1);
+    assert_eq!(s.driver.stats().buffered_bytes, 0);
+}
+
+#[test]
+fn sliding_window_at_the_cap_skips_the_hole() {
+    let cfg = FlowTrackerConfig::default().with_max_buffer(8);
+    let mut s = Script::new(cfg);
+    s.handshake().c(PSH_ACK, 111, 5001, b"klmno").c(PSH_ACK, 121, 5001, b"uvwxy");
+    let ev = s.finish();
+    assert!(ev.contains(&Ev::Gap(FlowSide::Initiator, 0, 10)), "{ev:?}");
+    assert!(ev.contains(&Ev::Anomaly(AnomalyKind::BufferOverflow)));
+    assert_eq!(Script::stream(&ev, FlowSide::Initiator), b"klmnouvwxy");
+    let Some(Ev::Ended { reason, stats, .. }) = ev.last() else { panic!() };
+    assert_eq!(*reason, EndReason::Idle);
+    assert_eq!(stats.initiator.missed_bytes, 15);
+}
+
+#[test]
+fn global_cap_bounds_many_flows() {
+    // Each side may hold 1 MiB, but all flows together only 16 bytes.
+    let cfg = FlowTrackerConfig::default().with_max_reassembly_memory(16);
+    let mut s = Script::new(cfg);
+    for port in 1..=4u16 {
+        s.client.1 = 40000 + port;
+        s.handshake().c(PSH_ACK, 111, 5001, b"0123456789");
+        assert!(s.driver.stats().buffered_bytes <= 16);
+    }
+    let ev = s.finish();
+    assert!(ev.iter().filter(|e| **e == Ev::Anomaly(AnomalyKind::BufferOverflow)).count() >= 2);
+    assert_eq!(s.driver.stats().buffered_bytes, 0);
+}
+
+#[test]
+fn eviction_is_reported_as_an_anomaly() {
+    let mut s = Script::new(FlowTrackerConfig::default().with_max_flows(1));
+    s.c(SYN, 1, 0, b"");
+    s.client.1 += 1;
+    s.c(SYN, 1, 0, b"");
+    assert!(s.events.contains(&Ev::Anomaly(AnomalyKind::FlowTableEviction)));
+    s.finish();
+}
+
+#[test]
+fn rst_is_reported() {
+    let mut s = Script::new(FlowTrackerConfig::default());
+    s.handshake().s(RST | TcpFlags::ACK, 5001, 101, b"");
+    let ev = s.finish();
+    assert!(ev.contains(&Ev::Rst(FlowSide::Responder)));
+}
