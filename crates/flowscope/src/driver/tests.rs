@@ -48,7 +48,6 @@ fn own(e: DriverEvent<'_, FiveTupleKey>) -> Ev {
         DriverEvent::Gap { side, offset, len, .. } => Ev::Gap(side, offset, len),
         DriverEvent::Fin { side, .. } => Ev::Fin(side),
         DriverEvent::Rst { side, .. } => Ev::Rst(side),
-        _ => unreachable!(),
     }
 }
 
