@@ -16,7 +16,7 @@
 use crate::event::{AnomalyKind, EndReason, FlowEvent, FlowSide, SideStats};
 use crate::extract::FlowExtractor;
 use crate::packet::{PacketView, Transport};
-use crate::reassembly::{Outcome, Reassembler, ReassemblyConfig, StreamEvent};
+use crate::reassembly::{Outcome, Reassembler, ReassemblyConfig, StreamEvent, StreamStats};
 use crate::time::Timestamp;
 use crate::tracker::{
     Disposition, FlowId, FlowTracker, FlowTrackerConfig, OverflowPolicy, TrackerStats,
@@ -255,47 +255,49 @@ impl<E: FlowExtractor, S> FlowDriver<E, S> {
             FlowSide::Initiator => (0, 1),
             FlowSide::Responder => (1, 0),
         };
+        let mut changes = [StreamChange::default(); 2];
+        // The acknowledgment first: it may close holes in the peer's stream.
         if tcp.flags.ack() {
-            streams[peer].ack(tcp.ack);
+            let r = &mut streams[peer];
+            let (was, buffered) = (*r.stats(), r.buffered_bytes());
+            let peer_side = side.flip();
+            r.ack(tcp.ack, &mut |e| emit(sink, key, peer_side, e));
+            changes[peer] = StreamChange::new(&was, r.stats(), buffered, r.buffered_bytes());
         }
         let r = &mut streams[i];
-        let before = *r.stats();
-        let buffered_before = r.buffered_bytes();
+        let (was, buffered) = (*r.stats(), r.buffered_bytes());
         // This side may use its own cap, or what is left of the global one, whichever is
         // smaller.
         let global_left = self.global_cap.saturating_sub(self.stats.buffered_bytes as usize);
-        let cfg = self
-            .reassembly
-            .with_max_buffer(self.reassembly.max_buffer.min(buffered_before + global_left));
+        let cfg =
+            self.reassembly.with_max_buffer(self.reassembly.max_buffer.min(buffered + global_left));
         let outcome =
-            r.segment(tcp.seq, tcp.flags.syn(), tcp.flags.fin(), payload, &cfg, &mut |e| match e {
-                StreamEvent::Data { offset, bytes } => {
-                    sink.event(DriverEvent::Data { key, side, offset, bytes })
-                }
-                StreamEvent::Gap { offset, len } => {
-                    sink.event(DriverEvent::Gap { key, side, offset, len })
-                }
+            r.segment(tcp.seq, tcp.flags.syn(), tcp.flags.fin(), payload, &cfg, &mut |e| {
+                emit(sink, key, side, e)
             });
-        let after = *r.stats();
-        self.stats.buffered_bytes = (self.stats.buffered_bytes + r.buffered_bytes() as u64)
-            .saturating_sub(buffered_before as u64);
+        changes[i] = StreamChange::new(&was, r.stats(), buffered, r.buffered_bytes());
+        for (j, c) in changes.iter().enumerate() {
+            let s = if j == 0 { FlowSide::Initiator } else { FlowSide::Responder };
+            self.stats.buffered_bytes =
+                (self.stats.buffered_bytes + c.buffered_after).saturating_sub(c.buffered_before);
+            self.stats.delivered_bytes += c.delivered;
+            self.stats.missed_bytes += c.missed;
+            for gaps in c.gaps_before + 1..=c.gaps_after {
+                self.tracker.scaled_history(flow, s, b'G', gaps);
+            }
+            if self.emit_anomalies {
+                let anomaly =
+                    |kind| DriverEvent::Flow(FlowEvent::Anomaly { key, side: Some(s), kind, ts });
+                if c.ooo {
+                    sink.event(anomaly(AnomalyKind::OutOfOrderSegment));
+                }
+                if c.cap_hit {
+                    sink.event(anomaly(AnomalyKind::BufferOverflow));
+                }
+            }
+        }
         self.stats.buffered_high_watermark =
             self.stats.buffered_high_watermark.max(self.stats.buffered_bytes);
-        self.stats.delivered_bytes += after.delivered_bytes - before.delivered_bytes;
-        self.stats.missed_bytes += after.missed_bytes - before.missed_bytes;
-        for gaps in before.gaps + 1..=after.gaps {
-            self.tracker.scaled_history(flow, side, b'G', gaps);
-        }
-        if self.emit_anomalies {
-            let anomaly =
-                |kind| DriverEvent::Flow(FlowEvent::Anomaly { key, side: Some(side), kind, ts });
-            if after.ooo_segments > before.ooo_segments {
-                sink.event(anomaly(AnomalyKind::OutOfOrderSegment));
-            }
-            if after.cap_hits > before.cap_hits {
-                sink.event(anomaly(AnomalyKind::BufferOverflow));
-            }
-        }
         if tcp.flags.fin() {
             sink.event(DriverEvent::Fin { key, side });
         }
@@ -312,6 +314,49 @@ impl<E: FlowExtractor, S> FlowDriver<E, S> {
             };
             self.tracker.abort(flow, EndReason::BufferOverflow, &mut |e| ends.on(e));
         }
+    }
+}
+
+/// What one packet changed in one side's stream.
+#[derive(Copy, Clone, Debug, Default)]
+struct StreamChange {
+    buffered_before: u64,
+    buffered_after: u64,
+    delivered: u64,
+    missed: u64,
+    gaps_before: u64,
+    gaps_after: u64,
+    ooo: bool,
+    cap_hit: bool,
+}
+
+impl StreamChange {
+    fn new(
+        was: &StreamStats,
+        now: &StreamStats,
+        buffered_before: usize,
+        buffered_after: usize,
+    ) -> Self {
+        StreamChange {
+            buffered_before: buffered_before as u64,
+            buffered_after: buffered_after as u64,
+            delivered: now.delivered_bytes - was.delivered_bytes,
+            missed: now.missed_bytes - was.missed_bytes,
+            gaps_before: was.gaps,
+            gaps_after: now.gaps,
+            ooo: now.ooo_segments > was.ooo_segments,
+            cap_hit: now.cap_hits > was.cap_hits,
+        }
+    }
+}
+
+/// Forward one stream event of `side` to the driver's sink.
+fn emit<K: Copy, S>(sink: &mut impl DriverSink<K, S>, key: K, side: FlowSide, e: StreamEvent<'_>) {
+    match e {
+        StreamEvent::Data { offset, bytes } => {
+            sink.event(DriverEvent::Data { key, side, offset, bytes })
+        }
+        StreamEvent::Gap { offset, len } => sink.event(DriverEvent::Gap { key, side, offset, len }),
     }
 }
 

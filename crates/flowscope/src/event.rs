@@ -222,8 +222,8 @@ pub struct SideStats {
     pub ip_bytes: u64,
     /// Payload bytes, as Zeek's `orig_bytes`: for TCP the sequence space covered (highest
     /// sequence number sent or acknowledged, less the SYN and FIN octets), so
-    /// retransmissions are not counted twice and acknowledged-but-unseen data is; for
-    /// other protocols the sum of payload lengths.
+    /// retransmissions are not counted twice and acknowledged-but-unseen data is; for UDP
+    /// and ICMP the sum of payload lengths; 0 for other protocols (as in Zeek).
     pub payload_bytes: u64,
     /// First packet from this side (zero if it sent none).
     pub first_ts: Timestamp,

@@ -283,10 +283,12 @@ impl Reassembler {
         Outcome::Ok
     }
 
-    /// The peer acknowledged up to sequence number `ack`: the data before it was sent,
-    /// whether or not the capture holds it (what [`Reassembler::finish`] reports as a
-    /// final gap).
-    pub fn ack(&mut self, ack: u32) {
+    /// The peer acknowledged up to sequence number `ack`: it received everything before
+    /// that, so bytes up to there that the capture does not hold never will be seen.
+    /// Buffered data up to the acknowledged point is delivered and the holes in front of
+    /// it are reported as gaps (as Zeek reports content gaps on acknowledgment); the
+    /// FIN's own octet is not data.
+    pub fn ack(&mut self, ack: u32, out: &mut impl FnMut(StreamEvent<'_>)) {
         if !self.anchored {
             return;
         }
@@ -296,8 +298,27 @@ impl Reassembler {
         }
         let off = unwrap(delta, self.seen_end.max(self.next).max(self.acked_end));
         // An acknowledgment far beyond anything sent is broken, not a gap.
-        if off <= self.seen_end.max(self.next) + MAX_AHEAD {
-            self.acked_end = self.acked_end.max(off);
+        if off > self.seen_end.max(self.next) + MAX_AHEAD {
+            return;
+        }
+        self.acked_end = self.acked_end.max(off);
+        let end = self.fin_offset.map_or(self.acked_end, |f| f.min(self.acked_end));
+        self.advance_to(end, out);
+    }
+
+    /// Deliver or skip everything below `end`.
+    fn advance_to(&mut self, end: u64, out: &mut impl FnMut(StreamEvent<'_>)) {
+        while self.next < end {
+            match self.ooo.first_start() {
+                Some(b) if b <= self.next => {
+                    self.release_front(out);
+                }
+                Some(b) => self.gap(b.min(end) - self.next, out),
+                None => self.gap(end - self.next, out),
+            }
+        }
+        while self.ooo.first_start().is_some_and(|b| b <= self.next) {
+            self.release_front(out);
         }
     }
 

@@ -329,7 +329,8 @@ fn finish_reports_data_acknowledged_or_before_the_fin_but_never_seen() {
     let mut s = Sink::default();
     let mut r = start(&cfg, &mut s);
     r.segment(ISN + 1 + 2902, false, true, &[], &cfg, &mut |e| s.take(e));
-    r.ack(ISN + 1); // acks for earlier data change nothing
+    r.ack(ISN + 1, &mut |e| s.take(e)); // acks for earlier data change nothing
+    assert!(s.gaps.is_empty());
     r.finish(&mut |e| s.take(e));
     assert_eq!(s.gaps, [(0, 2902)]);
     assert_eq!(r.stats().missed_bytes, 2902);
@@ -337,15 +338,23 @@ fn finish_reports_data_acknowledged_or_before_the_fin_but_never_seen() {
     let mut s = Sink::default();
     let mut r = start(&cfg, &mut s);
     feed(&mut r, &cfg, &mut s, ISN + 1, b"abc");
-    r.ack(ISN + 1 + 10);
+    r.ack(ISN + 1 + 10, &mut |e| s.take(e));
+    assert_eq!(s.gaps, [(3, 7)]); // reported at the acknowledgment, not at the end
     r.finish(&mut |e| s.take(e));
     assert_eq!(s.gaps, [(3, 7)]);
     // A wildly wrong ack is ignored.
     let mut s = Sink::default();
     let mut r = start(&cfg, &mut s);
-    r.ack(ISN.wrapping_add(1 << 31));
+    r.ack(ISN.wrapping_add(1 << 31), &mut |e| s.take(e));
     r.finish(&mut |e| s.take(e));
     assert!(s.gaps.is_empty());
+    // Acknowledged data waiting behind a hole is released with the hole as a gap.
+    let mut s = Sink::default();
+    let mut r = start(&cfg, &mut s);
+    feed(&mut r, &cfg, &mut s, ISN + 6, b"fghij");
+    r.ack(ISN + 1 + 8, &mut |e| s.take(e));
+    assert_eq!(s.gaps, [(0, 5)]);
+    assert_eq!(s.bytes(), b"fghij");
 }
 
 #[test]

@@ -691,7 +691,9 @@ impl<E: FlowExtractor, S> FlowTracker<E, S> {
                 // Zeek marks every UDP packet, empty ones included.
                 flow.hist.check(i == 0, tcp::hist::DATA, b'D');
             }
-            _ => flow.tcp[i].last_rel += u64::from(h.payload_wire_len),
+            Transport::Icmp(_) => flow.tcp[i].last_rel += u64::from(h.payload_wire_len),
+            // Zeek counts no payload for protocols it does not analyze.
+            _ => {}
         }
         let newly_established =
             !flow.established && flow.state.is_some() && both_sides_engaged(flow);
