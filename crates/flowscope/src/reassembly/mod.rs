@@ -283,11 +283,13 @@ impl Reassembler {
         Outcome::Ok
     }
 
-    /// The peer acknowledged up to sequence number `ack`: it received everything before
-    /// that, so bytes up to there that the capture does not hold never will be seen.
-    /// Buffered data up to the acknowledged point is delivered and the holes in front of
-    /// it are reported as gaps (as Zeek reports content gaps on acknowledgment); the
-    /// FIN's own octet is not data.
+    /// The peer acknowledged up to sequence number `ack`. Everything before it was sent,
+    /// whether or not the capture holds it, so [`finish`](Self::finish) reports what is
+    /// still missing then as a gap. Once the peer has acknowledged this side's FIN the
+    /// stream is complete for the receiver: the holes before the FIN are reported right
+    /// away (where Zeek reports its content gap). Before that, an acknowledgment alone
+    /// never skips data: captures often hold an ACK before the data it acknowledges,
+    /// and the data still arrives.
     pub fn ack(&mut self, ack: u32, out: &mut impl FnMut(StreamEvent<'_>)) {
         if !self.anchored {
             return;
@@ -302,8 +304,11 @@ impl Reassembler {
             return;
         }
         self.acked_end = self.acked_end.max(off);
-        let end = self.fin_offset.map_or(self.acked_end, |f| f.min(self.acked_end));
-        self.advance_to(end, out);
+        if let Some(fin) = self.fin_offset {
+            if self.acked_end > fin {
+                self.advance_to(fin, out);
+            }
+        }
     }
 
     /// Deliver or skip everything below `end`.

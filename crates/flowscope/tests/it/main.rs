@@ -6,5 +6,6 @@ mod common;
 mod community_id;
 mod pcaps;
 mod samples;
+mod streams;
 mod tracker;
 mod zeek;
