@@ -269,8 +269,9 @@ impl<E: FlowExtractor, S> FlowDriver<E, S> {
         // This side may use its own cap, or what is left of the global one, whichever is
         // smaller.
         let global_left = self.global_cap.saturating_sub(self.stats.buffered_bytes as usize);
-        let cfg =
-            self.reassembly.with_max_buffer(self.reassembly.max_buffer.min(buffered + global_left));
+        let cfg = self
+            .reassembly
+            .with_max_buffer(self.reassembly.max_buffer.min(buffered.saturating_add(global_left)));
         let outcome =
             r.segment(tcp.seq, tcp.flags.syn(), tcp.flags.fin(), payload, &cfg, &mut |e| {
                 emit(sink, key, side, e)

@@ -10,6 +10,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::net::IpAddr;
 
+use flowscope::driver::{DriverEvent, FlowDriver};
 use flowscope::event::FlowEvent;
 use flowscope::extract::{FiveTuple, FiveTupleKey};
 use flowscope::packet::{LinkType, PacketView};
@@ -57,11 +58,12 @@ fn frames(flows: u16, per_flow: u32) -> Vec<Vec<u8>> {
             let frame = match i {
                 0 => Frame::tcp(c, port, s, 443, flags::SYN, 1000, 0),
                 1 => Frame::tcp(s, 443, c, port, flags::SYN_ACK, 5000, 1001),
+                // Contiguous data, 100 bytes every other step, each acknowledged next.
                 _ if i % 2 == 0 => {
-                    Frame::tcp(c, port, s, 443, flags::PSH_ACK, 1001 + (i - 2) * 100, 5001)
-                        .payload(&[7; 100])
+                    let seq = 1001 + (i / 2 - 1) * 100;
+                    Frame::tcp(c, port, s, 443, flags::PSH_ACK, seq, 5001).payload(&[7; 100])
                 }
-                _ => Frame::tcp(s, 443, c, port, flags::ACK, 5001, 1001 + (i - 1) * 100),
+                _ => Frame::tcp(s, 443, c, port, flags::ACK, 5001, 1001 + (i / 2) * 100),
             };
             out.push(frame.build());
         }
@@ -115,4 +117,31 @@ fn tracker_steady_state_does_not_allocate() {
         steady.len() - 2000,
         churn.len() - 200
     );
+}
+
+#[test]
+fn driver_in_order_streams_do_not_allocate() {
+    let mut d: FlowDriver<FiveTuple> =
+        FlowDriver::new(FiveTuple::new(), FlowTrackerConfig::default().with_max_flows(4096));
+    let mut delivered = 0u64;
+    let mut clock = 1_000_000_000u64;
+    let mut feed = |d: &mut FlowDriver<FiveTuple>, frames: &[Vec<u8>], delivered: &mut u64| {
+        for f in frames {
+            clock += 1_000;
+            let view = PacketView::new(Timestamp::from_nanos(clock), LinkType::ETHERNET, f);
+            d.handle_packet(&view, &mut |e: DriverEvent<'_, FiveTupleKey>| {
+                if let DriverEvent::Data { bytes, .. } = e {
+                    *delivered += bytes.len() as u64;
+                }
+            });
+        }
+    };
+    // Handshakes and the first data: flows and their stream state are created here.
+    let all = frames(500, 40);
+    feed(&mut d, &all[..2000], &mut delivered);
+    let before = allocs();
+    feed(&mut d, &all[2000..], &mut delivered);
+    let steady = allocs() - before;
+    assert!(delivered >= 500 * 18 * 100, "{delivered}");
+    assert_eq!(steady, 0, "allocations over {} in-order packets", all.len() - 2000);
 }
