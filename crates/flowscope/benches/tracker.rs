@@ -86,7 +86,21 @@ fn round_robin(c: &mut Criterion, name: &str, flows: u32, reps: usize) {
     g.finish();
 }
 
+/// With features `metrics` and `tracing` on and `FLOWSCOPE_BENCH_RECORDER` set, install a
+/// recording metrics recorder and an event-collecting tracing subscriber first, to
+/// measure the hooks' cost when someone is listening.
+fn install_recorders() {
+    #[cfg(all(feature = "metrics", feature = "tracing"))]
+    if std::env::var_os("FLOWSCOPE_BENCH_RECORDER").is_some() {
+        let recorder = metrics_util::debugging::DebuggingRecorder::new();
+        let _ = metrics::set_global_recorder(recorder);
+        let _ = tracing::subscriber::set_global_default(tracing_subscriber::registry());
+        eprintln!("recorder and subscriber installed");
+    }
+}
+
 fn bench(c: &mut Criterion) {
+    install_recorders();
     round_robin(c, "one_flow", 1, 4096);
     round_robin(c, "10k_flows_round_robin", 10_000, 1);
     round_robin(c, "100k_flows_round_robin", 100_000, 1);

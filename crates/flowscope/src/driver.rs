@@ -15,6 +15,7 @@
 
 use crate::event::{AnomalyKind, EndReason, FlowEvent, FlowSide, SideStats};
 use crate::extract::FlowExtractor;
+use crate::obs::Obs;
 use crate::packet::{PacketView, Transport};
 use crate::reassembly::{Outcome, Reassembler, ReassemblyConfig, StreamEvent, StreamStats};
 use crate::time::Timestamp;
@@ -123,6 +124,7 @@ pub struct FlowDriver<E: FlowExtractor, S = ()> {
     #[allow(clippy::vec_box)]
     pool: Vec<Box<Streams>>,
     stats: DriverStats,
+    obs: Obs,
 }
 
 impl<E: FlowExtractor, S> core::fmt::Debug for FlowDriver<E, S> {
@@ -163,6 +165,7 @@ impl<E: FlowExtractor, S: 'static> FlowDriver<E, S> {
             emit_anomalies: false,
             pool: Vec::new(),
             stats: DriverStats::default(),
+            obs: Obs::new(),
         }
     }
 }
@@ -204,6 +207,7 @@ impl<E: FlowExtractor, S> FlowDriver<E, S> {
         let mut ends = EndHandler {
             pool: &mut self.pool,
             stats: &mut self.stats,
+            obs: &self.obs,
             emit: self.emit_anomalies,
             sink,
         };
@@ -222,6 +226,7 @@ impl<E: FlowExtractor, S> FlowDriver<E, S> {
         let mut ends = EndHandler {
             pool: &mut self.pool,
             stats: &mut self.stats,
+            obs: &self.obs,
             emit: self.emit_anomalies,
             sink,
         };
@@ -233,6 +238,7 @@ impl<E: FlowExtractor, S> FlowDriver<E, S> {
         let mut ends = EndHandler {
             pool: &mut self.pool,
             stats: &mut self.stats,
+            obs: &self.obs,
             emit: self.emit_anomalies,
             sink,
         };
@@ -283,6 +289,7 @@ impl<E: FlowExtractor, S> FlowDriver<E, S> {
                 (self.stats.buffered_bytes + c.buffered_after).saturating_sub(c.buffered_before);
             self.stats.delivered_bytes += c.delivered;
             self.stats.missed_bytes += c.missed;
+            self.obs.reassembly_dropped(s, c.dropped_ooo, c.dropped_oversize);
             for gaps in c.gaps_before + 1..=c.gaps_after {
                 self.tracker.scaled_history(flow, s, b'G', gaps);
             }
@@ -290,9 +297,11 @@ impl<E: FlowExtractor, S> FlowDriver<E, S> {
                 let anomaly =
                     |kind| DriverEvent::Flow(FlowEvent::Anomaly { key, side: Some(s), kind, ts });
                 if c.ooo {
+                    self.obs.anomaly(AnomalyKind::OutOfOrderSegment);
                     sink.event(anomaly(AnomalyKind::OutOfOrderSegment));
                 }
                 if c.cap_hit {
+                    self.obs.anomaly(AnomalyKind::BufferOverflow);
                     sink.event(anomaly(AnomalyKind::BufferOverflow));
                 }
             }
@@ -310,6 +319,7 @@ impl<E: FlowExtractor, S> FlowDriver<E, S> {
             let mut ends = EndHandler {
                 pool: &mut self.pool,
                 stats: &mut self.stats,
+                obs: &self.obs,
                 emit: self.emit_anomalies,
                 sink,
             };
@@ -329,6 +339,8 @@ struct StreamChange {
     gaps_after: u64,
     ooo: bool,
     cap_hit: bool,
+    dropped_ooo: u64,
+    dropped_oversize: u64,
 }
 
 impl StreamChange {
@@ -347,6 +359,8 @@ impl StreamChange {
             gaps_after: now.gaps,
             ooo: now.ooo_segments > was.ooo_segments,
             cap_hit: now.cap_hits > was.cap_hits,
+            dropped_ooo: now.dropped_ooo - was.dropped_ooo,
+            dropped_oversize: now.dropped_oversize_bytes - was.dropped_oversize_bytes,
         }
     }
 }
@@ -367,6 +381,7 @@ struct EndHandler<'d, Sk> {
     #[allow(clippy::vec_box)] // see `FlowDriver::pool`
     pool: &'d mut Vec<Box<Streams>>,
     stats: &'d mut DriverStats,
+    obs: &'d Obs,
     emit: bool,
     sink: &'d mut Sk,
 }
@@ -405,6 +420,7 @@ impl<Sk> EndHandler<'_, Sk> {
             } => {
                 if reason == EndReason::Evicted && self.emit {
                     let kind = AnomalyKind::FlowTableEviction;
+                    self.obs.anomaly(kind);
                     self.sink.event(DriverEvent::Flow(FlowEvent::Anomaly {
                         key,
                         side: None,
@@ -446,6 +462,7 @@ impl<Sk> EndHandler<'_, Sk> {
                         s.dropped_ooo = rs.dropped_ooo;
                         s.dropped_oversize_bytes = rs.dropped_oversize_bytes;
                         s.high_watermark_bytes = rs.high_watermark_bytes;
+                        self.obs.high_watermark(side, rs.high_watermark_bytes);
                         r.reset();
                     }
                     self.pool.push(streams);

@@ -70,6 +70,8 @@ pub mod extract;
 #[cfg(feature = "tracker")]
 pub mod event;
 #[cfg(feature = "tracker")]
+pub mod obs;
+#[cfg(feature = "tracker")]
 pub mod tracker;
 
 #[cfg(feature = "reassembler")]

@@ -306,6 +306,7 @@ pub struct FlowTracker<E: FlowExtractor, S = ()> {
     timeouts: [Duration; table::CLASSES],
     /// Aborted flows still in the table, absorbing packets.
     tombstones: usize,
+    obs: crate::obs::Obs,
 }
 
 impl<E: FlowExtractor, S> fmt::Debug for FlowTracker<E, S> {
@@ -347,6 +348,7 @@ impl<E: FlowExtractor, S> FlowTracker<E, S> {
             stats: TrackerStats::default(),
             timeouts,
             tombstones: 0,
+            obs: crate::obs::Obs::new(),
         }
     }
 
@@ -457,6 +459,7 @@ impl<E: FlowExtractor, S> FlowTracker<E, S> {
             Ok(ex) => ex,
             Err(u) => {
                 self.stats.unmatched.count(u);
+                self.obs.unmatched();
                 return Disposition::Unmatched(*u);
             }
         };
@@ -622,6 +625,7 @@ impl<E: FlowExtractor, S> FlowTracker<E, S> {
             return table::NIL;
         };
         self.stats.flows_created += 1;
+        self.obs.flow_created(l4);
         sink.event(FlowEvent::Started {
             key: ex.key,
             initiator,
@@ -742,12 +746,14 @@ impl<E: FlowExtractor, S> FlowTracker<E, S> {
         let Some(slot) = self.table.get_mut(id) else { return };
         let Some(state) = slot.value.state.take() else { return };
         let flow = &slot.value;
+        let stats = flow.stats();
+        self.obs.flow_ended(flow.l4, reason, &stats);
         let event = FlowEvent::Ended {
             key: slot.key,
             reason,
             l4: flow.l4,
             initiator: flow.initiator,
-            stats: flow.stats(),
+            stats,
             conn_state: flow.conn_state(),
             history: flow.hist.letters,
             ts: self.clock,
