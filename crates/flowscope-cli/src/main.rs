@@ -2,7 +2,15 @@
 //!
 //! This file parses arguments and dispatches; each command lives in its own module.
 
+mod flows;
+mod input;
+mod metrics;
+mod options;
 mod packets;
+mod record;
+mod run;
+mod stats;
+mod streams;
 
 use std::io::{self, Write};
 use std::path::PathBuf;
@@ -20,7 +28,7 @@ const EXIT_USAGE: u8 = 2;
     name = "flowscope",
     version,
     about = "Passive flow tracking for pcap/pcapng captures",
-    after_help = "Exit codes:\n  0  success (also: a capture cut short mid-record, after a warning; a closed output pipe)\n  1  an input could not be read: missing, not a capture, or corrupt (the message names the file and byte offset)\n  2  bad command-line usage"
+    after_help = "Exit codes:\n  0  success (also: a capture cut short mid-record, after a warning; a closed output pipe)\n  1  an input could not be read: missing, not a capture, or corrupt (the message names the file and byte offset); or an output could not be written\n  2  bad command-line usage"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -29,6 +37,31 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Write one record per flow (Zeek conn.log fields), in the order flows end.
+    Flows {
+        #[command(flatten)]
+        opts: options::TrackOpts,
+        /// Output format.
+        #[arg(short, long, value_enum, default_value_t = record::Format::Jsonl)]
+        format: record::Format,
+        /// Output file (`-` for standard output, the default).
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// Write each TCP flow's reassembled payload, one file per side, and DIR/index.jsonl.
+    Streams {
+        #[command(flatten)]
+        opts: options::TrackOpts,
+        /// Directory for the stream files and the index.
+        #[arg(short, long, value_name = "DIR")]
+        dir: PathBuf,
+    },
+    /// Print a summary: packets, flows by protocol, end reason and state, anomalies, top
+    /// talkers, time span, processing speed.
+    Stats {
+        #[command(flatten)]
+        opts: options::TrackOpts,
+    },
     /// Print one line per packet: time, link type, lengths, and the flow key with the
     /// packet's direction, or why it has none.
     Packets {
@@ -52,6 +85,9 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Packets { files, quiet } => packets::run(&files, quiet),
+        Command::Flows { opts, format, output } => flows::flows(&opts, format, output.as_ref()),
+        Command::Streams { opts, dir } => streams::streams(&opts, &dir),
+        Command::Stats { opts } => stats::stats(&opts),
     };
     match result {
         Ok(()) => ExitCode::from(EXIT_OK),

@@ -1,0 +1,98 @@
+//! Reading captures: files in order as one capture, progress on a terminal, and the
+//! error policy (a cut file warns and continues; anything else is a one-line error).
+
+use std::fs::File;
+use std::io::{BufReader, IsTerminal};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use flowscope::pcap::{PcapError, PcapPacket, PcapReader};
+use indicatif::{ProgressBar, ProgressStyle};
+
+/// Totals over all inputs, for `stats` and the progress line.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct ReadTotals {
+    pub(crate) packets: u64,
+    pub(crate) bytes: u64,
+    pub(crate) skipped_link_type: u64,
+    pub(crate) first_ts: Option<flowscope::Timestamp>,
+    pub(crate) last_ts: Option<flowscope::Timestamp>,
+}
+
+/// Call `each` for every packet of `files`, in order. A file cut short mid-record ends
+/// with a warning (unless `quiet`); any other read problem is an error naming the file
+/// and, where there is one, the byte offset.
+pub(crate) fn for_each_packet(
+    files: &[PathBuf],
+    quiet: bool,
+    mut each: impl FnMut(&PcapPacket<'_>) -> Result<()>,
+) -> Result<ReadTotals> {
+    let mut totals = ReadTotals::default();
+    let total_bytes: u64 =
+        files.iter().filter_map(|f| std::fs::metadata(f).ok()).map(|m| m.len()).sum();
+    let bar = progress(total_bytes, quiet);
+    let mut done_bytes = 0u64;
+    for path in files {
+        let name = path.display();
+        let file = File::open(path).with_context(|| format!("{name}: cannot open"))?;
+        let mut reader = PcapReader::new(BufReader::with_capacity(1 << 20, file))
+            .map_err(|e| file_error(path, e))?;
+        let mut n = 0u64;
+        loop {
+            match reader.next_packet() {
+                Ok(Some(p)) => {
+                    totals.packets += 1;
+                    totals.bytes += u64::from(p.orig_len);
+                    totals.first_ts = Some(totals.first_ts.map_or(p.ts, |t| t.min(p.ts)));
+                    totals.last_ts = Some(totals.last_ts.map_or(p.ts, |t| t.max(p.ts)));
+                    each(&p)?;
+                    n += 1;
+                    if n % 65536 == 0 {
+                        if let Some(b) = &bar {
+                            b.set_position(done_bytes + reader.offset());
+                        }
+                    }
+                }
+                Ok(None) => break,
+                Err(e) if e.is_truncation() => {
+                    if !quiet {
+                        if let Some(b) = &bar {
+                            b.suspend(|| eprintln!("flowscope: warning: {name}: {e}; the packets before it were read"));
+                        } else {
+                            eprintln!(
+                                "flowscope: warning: {name}: {e}; the packets before it were read"
+                            );
+                        }
+                    }
+                    break;
+                }
+                Err(e) => return Err(file_error(path, e)),
+            }
+        }
+        totals.skipped_link_type += reader.stats().skipped_link_type;
+        done_bytes += reader.stats().bytes;
+    }
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    Ok(totals)
+}
+
+/// A progress bar on stderr, only when stderr is a terminal (never in pipes or logs).
+fn progress(total: u64, quiet: bool) -> Option<ProgressBar> {
+    if quiet || !std::io::stderr().is_terminal() || total < (64 << 20) {
+        return None;
+    }
+    let bar = ProgressBar::new(total);
+    if let Ok(style) = ProgressStyle::with_template(
+        "{spinner} {bytes}/{total_bytes} {bytes_per_sec} eta {eta} {wide_bar}",
+    ) {
+        bar.set_style(style);
+    }
+    Some(bar)
+}
+
+/// One line naming the file and, where there is one, the byte offset.
+pub(crate) fn file_error(path: &Path, e: PcapError) -> anyhow::Error {
+    anyhow::anyhow!("{}: {e}", path.display())
+}

@@ -1,0 +1,90 @@
+//! Options shared by the commands that track flows.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+use flowscope::tracker::{FlowTrackerConfig, OverflowPolicy};
+
+#[derive(Debug, Args)]
+pub(crate) struct TrackOpts {
+    /// Capture files (pcap or pcapng), read in order as one capture.
+    #[arg(required = true)]
+    pub(crate) files: Vec<PathBuf>,
+    /// Idle timeout of TCP flows past their handshake, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 300.0)]
+    pub(crate) tcp_idle: f64,
+    /// How long an unanswered TCP connection attempt is kept after its first packet, in
+    /// seconds (Zeek's `tcp_attempt_delay` is 5).
+    #[arg(long, value_name = "SECS", default_value_t = 30.0)]
+    pub(crate) tcp_attempt_idle: f64,
+    /// Idle timeout of UDP flows, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 60.0)]
+    pub(crate) udp_idle: f64,
+    /// Idle timeout of ICMP and other flows, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 30.0)]
+    pub(crate) other_idle: f64,
+    /// Most live flows; the least recently active is evicted beyond it.
+    #[arg(long, value_name = "N", default_value_t = 1 << 20)]
+    pub(crate) max_flows: usize,
+    /// Most out-of-order bytes buffered per flow side.
+    #[arg(long, value_name = "BYTES", default_value_t = 1 << 20)]
+    pub(crate) max_buffer: usize,
+    /// What reassembly does at a buffer cap.
+    #[arg(long, value_enum, default_value_t = Policy::SlidingWindow)]
+    pub(crate) overflow_policy: Policy,
+    /// Make the outer VLAN id part of the flow key.
+    #[arg(long)]
+    pub(crate) vlan_in_key: bool,
+    /// Write the metric vocabulary in Prometheus text format to FILE at exit.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) metrics: Option<PathBuf>,
+    /// Silence warnings (such as a capture cut short).
+    #[arg(short, long)]
+    pub(crate) quiet: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum Policy {
+    /// Skip the oldest hole and keep going.
+    SlidingWindow,
+    /// End the flow with reason buffer_overflow.
+    DropFlow,
+}
+
+impl TrackOpts {
+    pub(crate) fn config(&self) -> anyhow::Result<FlowTrackerConfig> {
+        let secs = |name: &str, s: f64| {
+            if s.is_finite() && s > 0.0 {
+                Ok(Duration::from_secs_f64(s))
+            } else {
+                Err(anyhow::anyhow!("--{name} must be a positive number of seconds, not {s}"))
+            }
+        };
+        if self.max_flows == 0 {
+            anyhow::bail!("--max-flows must be at least 1");
+        }
+        Ok(FlowTrackerConfig::default()
+            .with_idle(
+                secs("tcp-idle", self.tcp_idle)?,
+                secs("udp-idle", self.udp_idle)?,
+                secs("other-idle", self.other_idle)?,
+            )
+            .with_attempt_idle(secs("tcp-attempt-idle", self.tcp_attempt_idle)?)
+            .with_max_flows(self.max_flows)
+            .with_max_buffer(self.max_buffer)
+            .with_overflow_policy(match self.overflow_policy {
+                Policy::SlidingWindow => OverflowPolicy::SlidingWindow,
+                Policy::DropFlow => OverflowPolicy::DropFlow,
+            })
+            // Keys come from traffic anyone can send: seed the table's hash from the
+            // process's own randomness (the output does not depend on it).
+            .with_hash_seed(random_seed()))
+    }
+}
+
+/// A seed that differs between runs, from the standard library's randomly keyed hasher.
+fn random_seed() -> u64 {
+    use std::hash::{BuildHasher, RandomState};
+    RandomState::new().hash_one(0x5eed_u64)
+}

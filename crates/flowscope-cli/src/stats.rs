@@ -1,0 +1,94 @@
+//! `flowscope stats`: a human summary of a capture.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{self, Write};
+use std::net::IpAddr;
+use std::time::Instant;
+
+use anyhow::Result;
+
+use crate::options::TrackOpts;
+use crate::run::{run, Event};
+
+pub(crate) fn stats(opts: &TrackOpts) -> Result<()> {
+    let started = Instant::now();
+    let mut by_proto: BTreeMap<&'static str, u64> = BTreeMap::new();
+    let mut by_reason: BTreeMap<&'static str, u64> = BTreeMap::new();
+    let mut by_state: BTreeMap<&'static str, u64> = BTreeMap::new();
+    let mut anomalies: BTreeMap<&'static str, u64> = BTreeMap::new();
+    let mut talkers: HashMap<IpAddr, u64> = HashMap::new();
+    let (mut flows, mut flow_bytes, mut flow_packets, mut missed) = (0u64, 0u64, 0u64, 0u64);
+    let summary = run(opts, |e| {
+        match e {
+            Event::Ended(r, _) => {
+                flows += 1;
+                *by_proto.entry(r.proto).or_default() += 1;
+                *by_reason.entry(r.end_reason.as_str()).or_default() += 1;
+                *by_state.entry(r.conn_state.as_str()).or_default() += 1;
+                let (i, p) = (&r.stats.initiator, &r.stats.responder);
+                flow_bytes += i.l2_bytes + p.l2_bytes;
+                flow_packets += i.packets + p.packets;
+                missed += i.missed_bytes + p.missed_bytes;
+                *talkers.entry(r.orig.0).or_default() += i.l2_bytes;
+                *talkers.entry(r.resp.0).or_default() += p.l2_bytes;
+            }
+            Event::Anomaly(k) => *anomalies.entry(k.as_str()).or_default() += 1,
+            _ => {}
+        }
+        Ok(())
+    })?;
+    let elapsed = started.elapsed().as_secs_f64().max(1e-9);
+    let (read, t) = (summary.read, summary.tracker);
+    let out = &mut io::stdout().lock();
+    writeln!(out, "packets read        {}", read.packets)?;
+    writeln!(out, "  in flows          {}", t.tracked)?;
+    writeln!(out, "  absorbed (policy) {}", t.dropped)?;
+    writeln!(out, "  unmatched         {}", t.unmatched.total())?;
+    for (name, n) in [
+        ("fragment", t.unmatched.fragment),
+        ("malformed", t.unmatched.malformed),
+        ("not_ip", t.unmatched.not_ip),
+        ("unsupported_link_type", t.unmatched.unsupported_link_type),
+    ] {
+        if n > 0 {
+            writeln!(out, "    {name:<22}{n}")?;
+        }
+    }
+    if read.skipped_link_type > 0 {
+        writeln!(out, "  skipped link type {}", read.skipped_link_type)?;
+    }
+    writeln!(out, "bytes on the wire   {}", read.bytes)?;
+    if let (Some(a), Some(b)) = (read.first_ts, read.last_ts) {
+        writeln!(
+            out,
+            "capture span        {a} .. {b} ({:.3} s)",
+            b.saturating_duration_since(a).as_secs_f64()
+        )?;
+    }
+    writeln!(out, "flows               {flows} ({flow_packets} packets, {flow_bytes} bytes, {missed} bytes missed)")?;
+    let list = |m: &BTreeMap<&'static str, u64>| {
+        m.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ")
+    };
+    writeln!(out, "  by protocol       {}", list(&by_proto))?;
+    writeln!(out, "  by end reason     {}", list(&by_reason))?;
+    writeln!(out, "  by conn_state     {}", list(&by_state))?;
+    writeln!(
+        out,
+        "anomalies           {}",
+        if anomalies.is_empty() { "none".into() } else { list(&anomalies) }
+    )?;
+    let mut top: Vec<(IpAddr, u64)> = talkers.into_iter().collect();
+    top.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    writeln!(out, "top talkers (bytes sent)")?;
+    for (ip, bytes) in top.iter().take(10) {
+        writeln!(out, "  {ip:<40}{bytes}")?;
+    }
+    writeln!(
+        out,
+        "processing          {:.3} s, {:.0} packets/s, {:.1} MB/s",
+        elapsed,
+        read.packets as f64 / elapsed,
+        read.bytes as f64 / elapsed / 1e6
+    )?;
+    Ok(())
+}
