@@ -197,8 +197,15 @@ fn histogram(v: &Values, name: &str, label: Option<(&str, &str)>) -> Vec<f64> {
     }
 }
 
+/// The two tests take turns. tracing caches each callsite's interest the first time it
+/// fires; if the metrics test fires a callsite (no subscriber: interest "never") while
+/// the tracing test is installing its scoped subscriber, that callsite can stay muted for
+/// the tracing test. Running them one at a time removes the race.
+static SERIAL: Mutex<()> = Mutex::new(());
+
 #[test]
 fn every_metric_and_label_with_exact_values() {
+    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let recorder = DebuggingRecorder::new();
     let (mid, end, run) = metrics::with_local_recorder(&recorder, || {
         let mut run = scenario();
@@ -332,6 +339,7 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Collect {
 
 #[test]
 fn tracing_events_have_the_specified_targets_levels_and_fields() {
+    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     use tracing_subscriber::layer::SubscriberExt;
     let seen = Arc::new(Mutex::new(Vec::new()));
     let subscriber = tracing_subscriber::registry().with(Collect(seen.clone()));
