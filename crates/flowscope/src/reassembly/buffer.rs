@@ -51,27 +51,60 @@ impl OutOfOrder {
         let j = self.ranges.partition_point(|(s, _)| *s <= end);
         let lo = self.ranges.get(i).filter(|_| i < j).map_or(start, |r| r.0.min(start));
         let hi = self.ranges[i..j].last().map_or(end, |(s, d)| (s + d.len() as u64).max(end));
-        let mut merged = self.pool.pop().unwrap_or_default();
-        merged.clear();
-        merged.resize((hi - lo) as usize, 0);
-        let mut old = 0usize;
-        // Without `replace`, new bytes go first and old ranges on top of them.
-        if !replace {
-            merged[(start - lo) as usize..(end - lo) as usize].copy_from_slice(data);
+        if i < j && self.ranges[i].0 <= start {
+            // The common case: the segment extends the range it starts in (data keeps
+            // arriving behind a hole). That range's storage grows in place, so the cost
+            // is per byte inserted, not per byte buffered; rebuilding the whole range for
+            // every segment made a long run behind one hole quadratic.
+            let mut base = std::mem::take(&mut self.ranges[i].1);
+            let base_len = base.len();
+            base.resize((hi - lo) as usize, 0);
+            let old_rest = self.merge_tail(&mut base, lo, i + 1..j, start, data, replace, base_len);
+            self.len = self.len - base_len - old_rest + base.len();
+            self.ranges[i].1 = base;
+        } else {
+            let mut merged = self.pool.pop().unwrap_or_default();
+            merged.clear();
+            merged.resize((hi - lo) as usize, 0);
+            let old = self.merge_tail(&mut merged, lo, i..j, start, data, replace, 0);
+            self.len = self.len - old + merged.len();
+            self.ranges.insert(i, (lo, merged));
         }
-        for (s, d) in self.ranges.drain(i..j) {
-            let at = (s - lo) as usize;
-            merged[at..at + d.len()].copy_from_slice(&d);
+    }
+
+    /// Fill `merged` (covering from `lo`, its first `keep` bytes already old data) with
+    /// `data` at `start` and the ranges `idx`, which are removed; old bytes win unless
+    /// `replace`. Returns how many old bytes the removed ranges held.
+    #[allow(clippy::too_many_arguments)]
+    fn merge_tail(
+        &mut self,
+        merged: &mut [u8],
+        lo: u64,
+        idx: std::ops::Range<usize>,
+        start: u64,
+        data: &[u8],
+        replace: bool,
+        keep: usize,
+    ) -> usize {
+        let at = (start - lo) as usize;
+        if !replace {
+            // New bytes first (past what is kept), old ranges on top of them.
+            let skip = keep.saturating_sub(at).min(data.len());
+            merged[at + skip..at + data.len()].copy_from_slice(&data[skip..]);
+        }
+        let mut old = 0usize;
+        for (s, d) in self.ranges.drain(idx) {
+            let o = (s - lo) as usize;
+            merged[o..o + d.len()].copy_from_slice(&d);
             old += d.len();
             if self.pool.len() < POOL {
                 self.pool.push(d);
             }
         }
         if replace {
-            merged[(start - lo) as usize..(end - lo) as usize].copy_from_slice(data);
+            merged[at..at + data.len()].copy_from_slice(data);
         }
-        self.len = self.len - old + merged.len();
-        self.ranges.insert(i, (lo, merged));
+        old
     }
 
     /// Drop everything, keeping storage for reuse.
