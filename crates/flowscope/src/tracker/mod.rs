@@ -12,7 +12,12 @@
 //!
 //! Time comes only from packets: the tracker's clock is the largest timestamp seen (or
 //! passed to [`FlowTracker::advance`]). A packet older than the clock updates its own flow
-//! but never moves the clock back, and is counted in [`TrackerStats::late_packets`].
+//! but does not move the clock back, and is counted in [`TrackerStats::late_packets`] —
+//! unless it is older than the clock by more than the shortest idle timeout. Then the
+//! capture's time has jumped backwards (files concatenated out of order, a sensor's clock
+//! reset), every flow it touched would be expired on its next packet, and so the clock
+//! follows it back instead ([`TrackerStats::clock_rewinds`]). Flows from before the jump
+//! then end when time passes their deadline again, by eviction, or at `finish`.
 //! Flows idle past their timeout end when the clock passes their deadline — on the next
 //! packet, on `advance` (for live capture, when no packets come), or at `finish`.
 //!
@@ -175,6 +180,9 @@ pub struct TrackerStats {
     pub flows_ended: EndedCounts,
     /// Packets older than the tracker clock when they arrived.
     pub late_packets: u64,
+    /// Late packets so late (beyond the shortest idle timeout) that the clock was set
+    /// back to their time; also counted in `late_packets`.
+    pub clock_rewinds: u64,
     /// TCP flows ended early because a new SYN reused their 5-tuple.
     pub port_reuses: u64,
     /// History letters dropped because a flow's history was full.
@@ -304,6 +312,9 @@ pub struct FlowTracker<E: FlowExtractor, S = ()> {
     clock: Timestamp,
     stats: TrackerStats,
     timeouts: [Duration; table::CLASSES],
+    /// How far behind the clock a packet may be before the clock follows it back: the
+    /// shortest timeout, past which a flow made by that packet would expire at once.
+    rewind_after: Duration,
     /// Aborted flows still in the table, absorbing packets.
     tombstones: usize,
     obs: crate::obs::Obs,
@@ -347,6 +358,7 @@ impl<E: FlowExtractor, S> FlowTracker<E, S> {
             clock: Timestamp::ZERO,
             stats: TrackerStats::default(),
             timeouts,
+            rewind_after: timeouts.iter().copied().min().unwrap_or(Duration::ZERO),
             tombstones: 0,
             obs: crate::obs::Obs::new(),
         }
@@ -465,6 +477,10 @@ impl<E: FlowExtractor, S> FlowTracker<E, S> {
         };
         if ts < self.clock {
             self.stats.late_packets += 1;
+            if ts.saturating_add(self.rewind_after) < self.clock {
+                self.stats.clock_rewinds += 1;
+                self.clock = ts;
+            }
         } else {
             let new_second = ts.secs() != self.clock.secs();
             self.clock = ts;

@@ -503,6 +503,23 @@ fn late_packet_updates_its_flow_but_not_the_clock() {
 }
 
 #[test]
+fn time_jumping_back_past_every_timeout_rewinds_the_clock() {
+    // Captures concatenated out of order: after the jump, a flow's packets must still
+    // form one flow, not one flow per packet.
+    let mut s = Script::new();
+    s.wait(Duration::from_secs(2 * 86_400)).c(SYN, 100, 0, 0);
+    s.now_us -= 86_400_000_000; // a day back: past every idle timeout
+    udp(&mut s, false, 10);
+    udp(&mut s, true, 20);
+    udp(&mut s, false, 30);
+    assert_eq!(s.tracker.stats().late_packets, 1);
+    assert_eq!(s.tracker.stats().clock_rewinds, 1);
+    let started = s.events.iter().filter(|e| matches!(e, FlowEvent::Started { .. })).count();
+    assert_eq!(started, 2, "{:?}", s.events);
+    assert_eq!(s.tracker.flow_count(), 2);
+}
+
+#[test]
 fn full_table_evicts_the_least_recently_active() {
     let mut s = Script::with_config(FlowTrackerConfig::default().with_max_flows(2));
     for port in [1000u16, 1001, 1002] {
