@@ -430,3 +430,38 @@ fn closed_pipe_exits_quietly_and_no_progress_bar_off_a_terminal() {
     // stderr is a pipe here, not a terminal: no progress bar, nothing at all.
     assert!(out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+#[test]
+fn streams_stay_within_a_small_number_of_open_files() {
+    // 500 echo connections, 1,000 stream files, many written at once. Under a limit of
+    // 90 descriptors (64 stream files, stdio, the index, the input) every file is still
+    // written; under 40 the run fails, which shows the flows do overlap.
+    let file = shared().join("pcaps/large/zeek__echo-connections.pcap");
+    let bin = env!("CARGO_BIN_EXE_flowscope");
+    for (limit, ok) in [(90, true), (40, false)] {
+        let dir =
+            std::env::temp_dir().join(format!("flowscope-fds-{limit}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(format!("ulimit -n {limit} && exec \"$0\" streams -q -d \"$1\" \"$2\""))
+            .arg(bin)
+            .arg(&dir)
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.success(),
+            ok,
+            "limit {limit}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if ok {
+            let files = std::fs::read_dir(&dir).unwrap().count();
+            assert_eq!(files, 1001, "1,000 stream files and the index");
+        } else {
+            assert!(String::from_utf8_lossy(&out.stderr).contains("Too many open files"));
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
