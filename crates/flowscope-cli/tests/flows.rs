@@ -465,3 +465,49 @@ fn streams_stay_within_a_small_number_of_open_files() {
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
+
+#[test]
+fn every_shared_capture_runs_through_every_command_without_a_panic() {
+    // Exit 0, or exit 1 with one line naming the file: nothing else, on all 85 captures.
+    let mut files = Vec::new();
+    let mut dirs = vec![shared().join("pcaps")];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() && p.file_name().is_some_and(|n| n != "ref") {
+                dirs.push(p);
+            } else if p.extension().is_some_and(|x| x == "pcap" || x == "pcapng") {
+                files.push(p);
+            }
+        }
+    }
+    files.sort();
+    assert!(files.len() >= 85, "{}", files.len());
+    let dir = std::env::temp_dir().join(format!("flowscope-all-{}", std::process::id()));
+    let mut failed = 0;
+    for f in &files {
+        let _ = std::fs::remove_dir_all(&dir);
+        for args in [&["flows", "-q", "-f", "zeek"][..], &["stats", "-q"], &["streams", "-q", "-d"]]
+        {
+            let mut cmd = bin();
+            cmd.args(args);
+            if args[0] == "streams" {
+                cmd.arg(&dir);
+            }
+            let out = cmd.arg(f).output().unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            match out.status.code() {
+                Some(0) => assert!(err.is_empty(), "{args:?} {}: {err}", f.display()),
+                Some(1) => {
+                    failed += 1;
+                    assert_eq!(err.lines().count(), 1, "{err}");
+                    assert!(err.contains(&f.display().to_string()), "{err}");
+                }
+                other => panic!("{args:?} {}: exit {other:?}: {err}", f.display()),
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    // Three files are broken on purpose (bad version, bad pcapng block, absurd record).
+    assert_eq!(failed, 3 * 3);
+}
