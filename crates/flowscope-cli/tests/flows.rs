@@ -405,7 +405,8 @@ fn bad_inputs_and_options() {
         .unwrap();
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 1);
-    assert!(String::from_utf8_lossy(&out.stderr).contains("warning"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("warning") && err.contains("byte offset 2715459"), "{err}");
 }
 
 #[test]
