@@ -2,7 +2,7 @@
 //! error policy (a cut file warns and continues; anything else is a one-line error).
 
 use std::fs::File;
-use std::io::{BufReader, IsTerminal};
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -35,8 +35,9 @@ pub(crate) fn for_each_packet(
     for path in files {
         let name = path.display();
         let file = File::open(path).with_context(|| format!("{name}: cannot open"))?;
-        let mut reader = PcapReader::new(BufReader::with_capacity(1 << 20, file))
-            .map_err(|e| file_error(path, e))?;
+        // No BufReader: PcapReader reads into its own 256 KiB buffer, and a second buffer
+        // in front of it only added a copy (min of 8 runs on 823 MB: 0.73 s -> 0.66 s).
+        let mut reader = PcapReader::new(file).map_err(|e| file_error(path, e))?;
         let mut n = 0u64;
         loop {
             match reader.next_packet() {

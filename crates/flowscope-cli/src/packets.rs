@@ -2,7 +2,7 @@
 //! extractor make of a capture.
 
 use std::fs::File;
-use std::io::{self, BufReader, BufWriter, Write};
+use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -32,8 +32,7 @@ fn dump_file(
 ) -> Result<()> {
     let name = path.display();
     let file = File::open(path).with_context(|| format!("{name}: cannot open"))?;
-    let mut reader = PcapReader::new(BufReader::with_capacity(1 << 20, file))
-        .map_err(|e| file_error(path, e))?;
+    let mut reader = PcapReader::new(file).map_err(|e| file_error(path, e))?;
     loop {
         let packet = match reader.next_packet() {
             Ok(Some(p)) => p,

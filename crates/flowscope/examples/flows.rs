@@ -9,7 +9,7 @@ use flowscope::tracker::{FlowTracker, FlowTrackerConfig};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let path = std::env::args().nth(1).unwrap_or_else(|| "samples/demo.pcap".into());
-    let file = std::io::BufReader::new(std::fs::File::open(path)?);
+    let file = std::fs::File::open(path)?; // PcapReader buffers itself
     let mut reader = PcapReader::new(file)?;
     let mut tracker: FlowTracker<FiveTuple> =
         FlowTracker::new(FiveTuple::new(), FlowTrackerConfig::default());

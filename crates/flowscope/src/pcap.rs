@@ -227,7 +227,9 @@ pub struct PcapReader<R> {
 }
 
 impl<R: Read> PcapReader<R> {
-    /// Open a capture: reads and checks the file header.
+    /// Open a capture: reads and checks the file header. The reader keeps its own
+    /// buffer (256 KiB, grown only for a longer record) and reads into it in large
+    /// chunks, so hand it the `File` itself: a `BufReader` in front only adds a copy.
     pub fn new(src: R) -> Result<Self, PcapError> {
         Self::with_max_record_len(src, DEFAULT_MAX_RECORD_LEN)
     }
