@@ -197,6 +197,22 @@ impl<E: FlowExtractor, S> FlowDriver<E, S> {
         self.tracker.state_mut(id).map(|s| &mut s.user)
     }
 
+    /// The tracker, and an [`EndHandler`] over the rest of the driver: two disjoint
+    /// borrows, so tracker calls can feed their events to the handler.
+    fn split<'d, Sk>(
+        &'d mut self,
+        sink: &'d mut Sk,
+    ) -> (&'d mut FlowTracker<E, FlowState<S>>, EndHandler<'d, Sk>) {
+        let ends = EndHandler {
+            pool: &mut self.pool,
+            stats: &mut self.stats,
+            obs: &self.obs,
+            emit: self.emit_anomalies,
+            sink,
+        };
+        (&mut self.tracker, ends)
+    }
+
     /// Process one packet: lifecycle, then stream data.
     pub fn handle_packet(
         &mut self,
@@ -204,14 +220,8 @@ impl<E: FlowExtractor, S> FlowDriver<E, S> {
         sink: &mut impl DriverSink<E::Key, S>,
     ) -> Disposition {
         let extracted = self.tracker.extractor().extract(packet);
-        let mut ends = EndHandler {
-            pool: &mut self.pool,
-            stats: &mut self.stats,
-            obs: &self.obs,
-            emit: self.emit_anomalies,
-            sink,
-        };
-        let disposition = self.tracker.handle_extracted(packet.ts, &extracted, &mut |e| ends.on(e));
+        let (tracker, mut ends) = self.split(sink);
+        let disposition = tracker.handle_extracted(packet.ts, &extracted, &mut |e| ends.on(e));
         let (Disposition::Tracked { flow, side, .. }, Ok(ex)) = (disposition, &extracted) else {
             return disposition;
         };
@@ -223,26 +233,14 @@ impl<E: FlowExtractor, S> FlowDriver<E, S> {
 
     /// Move the clock and end timed-out flows (see [`FlowTracker::advance`]).
     pub fn advance(&mut self, now: Timestamp, sink: &mut impl DriverSink<E::Key, S>) {
-        let mut ends = EndHandler {
-            pool: &mut self.pool,
-            stats: &mut self.stats,
-            obs: &self.obs,
-            emit: self.emit_anomalies,
-            sink,
-        };
-        self.tracker.advance(now, &mut |e| ends.on(e));
+        let (tracker, mut ends) = self.split(sink);
+        tracker.advance(now, &mut |e| ends.on(e));
     }
 
     /// End every flow (see [`FlowTracker::finish`]); each stream is flushed first.
     pub fn finish(&mut self, sink: &mut impl DriverSink<E::Key, S>) {
-        let mut ends = EndHandler {
-            pool: &mut self.pool,
-            stats: &mut self.stats,
-            obs: &self.obs,
-            emit: self.emit_anomalies,
-            sink,
-        };
-        self.tracker.finish(&mut |e| ends.on(e));
+        let (tracker, mut ends) = self.split(sink);
+        tracker.finish(&mut |e| ends.on(e));
     }
 
     fn reassemble(
@@ -316,14 +314,8 @@ impl<E: FlowExtractor, S> FlowDriver<E, S> {
         }
         if outcome == Outcome::Overflow && self.reassembly.overflow == OverflowPolicy::DropFlow {
             self.stats.overflow_aborts += 1;
-            let mut ends = EndHandler {
-                pool: &mut self.pool,
-                stats: &mut self.stats,
-                obs: &self.obs,
-                emit: self.emit_anomalies,
-                sink,
-            };
-            self.tracker.abort(flow, EndReason::BufferOverflow, &mut |e| ends.on(e));
+            let (tracker, mut ends) = self.split(sink);
+            tracker.abort(flow, EndReason::BufferOverflow, &mut |e| ends.on(e));
         }
     }
 }
