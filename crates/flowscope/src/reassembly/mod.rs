@@ -26,6 +26,7 @@
 
 mod buffer;
 
+use crate::tracker::tcp::unwrap_near;
 use buffer::OutOfOrder;
 
 pub use crate::tracker::{OverflowPolicy, OverlapPolicy};
@@ -217,7 +218,7 @@ impl Reassembler {
                 }
             }
         } else {
-            unwrap(delta, reference)
+            unwrap_near(delta, reference)
         };
         let len = payload.len() as u64;
         let end = start + len;
@@ -298,7 +299,7 @@ impl Reassembler {
         if (delta as i32) < 0 && self.seen_end.max(self.next) < 1 << 31 {
             return;
         }
-        let off = unwrap(delta, self.seen_end.max(self.next).max(self.acked_end));
+        let off = unwrap_near(delta, self.seen_end.max(self.next).max(self.acked_end));
         // An acknowledgment far beyond anything sent is broken, not a gap.
         if off > self.seen_end.max(self.next) + MAX_AHEAD {
             return;
@@ -429,20 +430,6 @@ impl Reassembler {
         self.next += len;
         self.stats.missed_bytes += len;
         self.stats.gaps += 1;
-    }
-}
-
-/// The 64-bit offset whose low 32 bits are `low`, closest to `reference`.
-#[inline]
-fn unwrap(low: u32, reference: u64) -> u64 {
-    let base = reference & !0xffff_ffff;
-    let cand = base | u64::from(low);
-    if cand > reference && cand - reference > 1 << 31 && cand >= 1 << 32 {
-        cand - (1 << 32)
-    } else if cand < reference && reference - cand > 1 << 31 {
-        cand + (1 << 32)
-    } else {
-        cand
     }
 }
 

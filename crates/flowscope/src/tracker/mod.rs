@@ -31,7 +31,7 @@
 
 mod config;
 mod table;
-mod tcp;
+pub(crate) mod tcp;
 
 use core::fmt;
 use core::net::IpAddr;

@@ -186,9 +186,10 @@ impl TcpEndpoint {
 }
 
 /// The 64-bit value whose low 32 bits are `low` and that is closest to `reference`
-/// (never below zero).
+/// (never below zero). Shared with the reassembler, which unwraps stream offsets the
+/// same way.
 #[inline]
-fn unwrap_near(low: u32, reference: u64) -> u64 {
+pub(crate) fn unwrap_near(low: u32, reference: u64) -> u64 {
     let base = reference & !0xffff_ffff;
     let cand = base | u64::from(low);
     if cand > reference && cand - reference > 1 << 31 && cand >= 1 << 32 {
