@@ -19,18 +19,28 @@ pub(crate) struct ReadTotals {
     pub(crate) last_ts: Option<flowscope::Timestamp>,
 }
 
+/// Whether reading may draw a progress bar (still only on a terminal, for long inputs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Progress {
+    /// Draw one when stderr is a terminal.
+    Allowed,
+    /// Never (the command writes to the terminal per packet).
+    Never,
+}
+
 /// Call `each` for every packet of `files`, in order. A file cut short mid-record ends
 /// with a warning (unless `quiet`); any other read problem is an error naming the file
 /// and, where there is one, the byte offset.
 pub(crate) fn for_each_packet(
     files: &[PathBuf],
     quiet: bool,
+    show: Progress,
     mut each: impl FnMut(&PcapPacket<'_>) -> Result<()>,
 ) -> Result<ReadTotals> {
     let mut totals = ReadTotals::default();
     let total_bytes: u64 =
         files.iter().filter_map(|f| std::fs::metadata(f).ok()).map(|m| m.len()).sum();
-    let bar = progress(total_bytes, quiet);
+    let bar = progress(total_bytes, quiet || show == Progress::Never);
     let mut done_bytes = 0u64;
     for path in files {
         let name = path.display();

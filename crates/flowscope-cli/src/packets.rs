@@ -1,14 +1,14 @@
 //! `flowscope packets`: a per-packet summary, for looking at what the decoder and the
 //! extractor make of a capture.
 
-use std::fs::File;
 use std::io::{self, BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use flowscope::extract::{FiveTuple, FlowExtractor, L4Proto};
 use flowscope::packet::Transport;
-use flowscope::pcap::{PcapError, PcapReader};
+
+use crate::input::{for_each_packet, Progress};
 
 /// Print every packet of `files`, in order.
 pub(crate) fn run(files: &[PathBuf], quiet: bool) -> Result<()> {
@@ -16,40 +16,10 @@ pub(crate) fn run(files: &[PathBuf], quiet: bool) -> Result<()> {
     let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
     let extractor = FiveTuple::new();
     let mut index = 0u64;
-    for path in files {
-        dump_file(path, &extractor, &mut index, &mut out, quiet)?;
-    }
-    out.flush()?;
-    Ok(())
-}
-
-fn dump_file(
-    path: &Path,
-    extractor: &FiveTuple,
-    index: &mut u64,
-    out: &mut impl Write,
-    quiet: bool,
-) -> Result<()> {
-    let name = path.display();
-    let file = File::open(path).with_context(|| format!("{name}: cannot open"))?;
-    let mut reader = PcapReader::new(file).map_err(|e| file_error(path, e))?;
-    loop {
-        let packet = match reader.next_packet() {
-            Ok(Some(p)) => p,
-            Ok(None) => return Ok(()),
-            Err(e) if e.is_truncation() => {
-                out.flush()?;
-                if !quiet {
-                    eprintln!("flowscope: warning: {name}: {e}; the packets before it were read");
-                }
-                return Ok(());
-            }
-            Err(e) => {
-                out.flush()?;
-                return Err(file_error(path, e));
-            }
-        };
-        *index += 1;
+    // Reading, the cut-capture warning and the error lines are `input`'s; a dropped
+    // BufWriter flushes, so the lines before an error are out before it is printed.
+    for_each_packet(files, quiet, Progress::Never, |packet| {
+        index += 1;
         let view = packet.view();
         write!(
             out,
@@ -83,10 +53,8 @@ fn dump_file(
             }
             Err(u) => writeln!(out, "unmatched {}: {u}", u.as_str())?,
         }
-    }
-}
-
-/// One line naming the file and, where there is one, the byte offset.
-fn file_error(path: &Path, e: PcapError) -> anyhow::Error {
-    anyhow::anyhow!("{}: {e}", path.display())
+        Ok(())
+    })?;
+    out.flush()?;
+    Ok(())
 }

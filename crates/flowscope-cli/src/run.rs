@@ -7,7 +7,7 @@ use flowscope::extract::{FiveTuple, FiveTupleKey};
 use flowscope::packet;
 use flowscope::tracker::{Disposition, TrackerStats};
 
-use crate::input::{for_each_packet, ReadTotals};
+use crate::input::{for_each_packet, Progress, ReadTotals};
 use crate::metrics::MetricsFile;
 use crate::options::TrackOpts;
 use crate::record::{ConnRecord, FlowMeta};
@@ -89,7 +89,7 @@ pub(crate) fn run(
             error = Some(err);
         }
     };
-    let read = for_each_packet(&opts.files, opts.quiet, |p| {
+    let read = for_each_packet(&opts.files, opts.quiet, Progress::Allowed, |p| {
         let view = p.view();
         if let Disposition::Tracked { flow, created: true, .. } =
             driver.handle_packet(&view, &mut sink)
