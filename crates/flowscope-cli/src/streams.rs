@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context, Result};
 use flowscope::event::FlowSide;
@@ -18,14 +18,23 @@ const MAX_OPEN: usize = 64;
 
 #[derive(Default)]
 struct Side {
+    /// The side's file name, set when its first bytes arrive (the file is created then).
     file: Option<String>,
     gaps: Vec<(u64, u64)>,
     missed: u64,
 }
 
+/// An open stream file: which flow side it holds (ordinal * 2 + side), its writer, and
+/// when it was last written (for closing the least recently written).
+struct OpenFile {
+    id: u64,
+    writer: BufWriter<File>,
+    last_use: u64,
+}
+
 struct Open {
     flows: HashMap<FiveTupleKey, (u64, [Side; 2])>,
-    files: Vec<(String, BufWriter<File>, u64)>, // name, writer, last use
+    files: Vec<OpenFile>,
     tick: u64,
 }
 
@@ -45,19 +54,20 @@ pub(crate) fn streams(opts: &TrackOpts, dir: &Path) -> Result<()> {
             Event::Data { key, side, bytes, .. } => {
                 let Some((ordinal, sides)) = st.flows.get_mut(&key) else { return Ok(()) };
                 let s = &mut sides[idx(side)];
-                let name = s
-                    .file
-                    .get_or_insert_with(|| {
-                        format!(
-                            "{:08}-{}.{}",
-                            ordinal,
-                            key_name(&key),
-                            if side == FlowSide::Initiator { "orig" } else { "resp" }
-                        )
-                    })
-                    .clone();
+                // The first bytes of a side create its file (truncating any left by an
+                // earlier run into the same directory); later reopenings append.
+                let first = s.file.is_none();
+                let name = s.file.get_or_insert_with(|| {
+                    format!(
+                        "{:08}-{}.{}",
+                        ordinal,
+                        key_name(&key),
+                        if side == FlowSide::Initiator { "orig" } else { "resp" }
+                    )
+                });
                 st.tick += 1;
-                write_to(&mut st.files, st.tick, dir, &name, bytes)?;
+                let id = *ordinal * 2 + idx(side) as u64;
+                write_to(&mut st.files, st.tick, id, dir, name, first, bytes)?;
             }
             Event::Gap { key, side, offset, len } => {
                 if let Some((_, sides)) = st.flows.get_mut(&key) {
@@ -68,26 +78,33 @@ pub(crate) fn streams(opts: &TrackOpts, dir: &Path) -> Result<()> {
             }
             Event::Ended(rec, key) => {
                 if let Some((_, sides)) = st.flows.remove(&key) {
-                    if rec.proto == "tcp" && (sides[0].file.is_some() || sides[1].file.is_some()) {
-                        let f = |s: &Side| {
-                            s.file.as_ref().map_or("null".into(), |n| format!("\"{n}\""))
-                        };
-                        let g = |s: &Side| {
-                            format!(
-                                "[{}]",
-                                s.gaps
-                                    .iter()
-                                    .map(|(o, l)| format!("[{o},{l}]"))
-                                    .collect::<Vec<_>>()
-                                    .join(",")
-                            )
-                        };
-                        writeln!(
+                    // Only TCP sides get data, so a side with a file is a TCP side.
+                    if sides.iter().any(|s| s.file.is_some()) {
+                        write!(
                             index,
-                            "{{\"uid\":\"{}\",\"id.orig_h\":\"{}\",\"id.orig_p\":{},\"id.resp_h\":\"{}\",\"id.resp_p\":{},\"orig_file\":{},\"resp_file\":{},\"orig_missed_bytes\":{},\"resp_missed_bytes\":{},\"orig_gaps\":{},\"resp_gaps\":{}}}",
+                            "{{\"uid\":\"{}\",\"id.orig_h\":\"{}\",\"id.orig_p\":{},\"id.resp_h\":\"{}\",\"id.resp_p\":{}",
                             rec.uid, rec.orig.0, rec.orig.1, rec.resp.0, rec.resp.1,
-                            f(&sides[0]), f(&sides[1]), sides[0].missed, sides[1].missed, g(&sides[0]), g(&sides[1])
                         )?;
+                        for (name, s) in [("orig", &sides[0]), ("resp", &sides[1])] {
+                            match &s.file {
+                                Some(f) => write!(index, ",\"{name}_file\":\"{f}\"")?,
+                                None => write!(index, ",\"{name}_file\":null")?,
+                            }
+                        }
+                        write!(
+                            index,
+                            ",\"orig_missed_bytes\":{},\"resp_missed_bytes\":{}",
+                            sides[0].missed, sides[1].missed
+                        )?;
+                        for (name, s) in [("orig", &sides[0]), ("resp", &sides[1])] {
+                            write!(index, ",\"{name}_gaps\":[")?;
+                            for (n, (o, l)) in s.gaps.iter().enumerate() {
+                                let sep = if n == 0 { "" } else { "," };
+                                write!(index, "{sep}[{o},{l}]")?;
+                            }
+                            write!(index, "]")?;
+                        }
+                        writeln!(index, "}}")?;
                     }
                 }
             }
@@ -95,8 +112,8 @@ pub(crate) fn streams(opts: &TrackOpts, dir: &Path) -> Result<()> {
         }
         Ok(())
     })?;
-    for (_, mut w, _) in st.files.drain(..) {
-        w.flush()?;
+    for mut f in st.files.drain(..) {
+        f.writer.flush()?;
     }
     index.flush()?;
     Ok(())
@@ -116,33 +133,38 @@ fn key_name(k: &FiveTupleKey) -> String {
     format!("{a}.{pa}-{b}.{pb}").replace(':', "_")
 }
 
+/// Append `bytes` to flow side `id`'s file `dir/name`, opening it if it is not open
+/// (creating it afresh when `create`), and closing the least recently written file
+/// first when `MAX_OPEN` are open.
 fn write_to(
-    files: &mut Vec<(String, BufWriter<File>, u64)>,
+    files: &mut Vec<OpenFile>,
     tick: u64,
+    id: u64,
     dir: &Path,
     name: &str,
+    create: bool,
     bytes: &[u8],
 ) -> Result<()> {
-    if let Some(f) = files.iter_mut().find(|f| f.0 == name) {
-        f.2 = tick;
-        f.1.write_all(bytes)?;
+    if let Some(f) = files.iter_mut().find(|f| f.id == id) {
+        f.last_use = tick;
+        f.writer.write_all(bytes)?;
         return Ok(());
     }
     if files.len() >= MAX_OPEN {
-        // Close the least recently written file.
-        if let Some(i) = files.iter().enumerate().min_by_key(|(_, f)| f.2).map(|(i, _)| i) {
-            let (_, mut w, _) = files.swap_remove(i);
-            w.flush()?;
+        if let Some(i) = files.iter().enumerate().min_by_key(|(_, f)| f.last_use).map(|(i, _)| i) {
+            files.swap_remove(i).writer.flush()?;
         }
     }
-    let path: PathBuf = dir.join(name);
-    let file = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&path)
-        .with_context(|| format!("{}: cannot write", path.display()))?;
-    let mut w = BufWriter::with_capacity(1 << 15, file);
-    w.write_all(bytes)?;
-    files.push((name.to_string(), w, tick));
+    let path = dir.join(name);
+    let mut options = OpenOptions::new();
+    if create {
+        options.write(true).create(true).truncate(true);
+    } else {
+        options.append(true);
+    }
+    let file = options.open(&path).with_context(|| format!("{}: cannot write", path.display()))?;
+    let mut writer = BufWriter::with_capacity(1 << 15, file);
+    writer.write_all(bytes)?;
+    files.push(OpenFile { id, writer, last_use: tick });
     Ok(())
 }

@@ -267,8 +267,12 @@ fn streams_equal_tcpflow_and_index_lists_them() {
     let dir = std::env::temp_dir().join(format!("flowscope-streams-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let file = shared().join("pcaps/tcp/chrissanders-packets__http_espn.pcapng");
-    let out = bin().args(["streams", "-q", "-d"]).arg(&dir).arg(&file).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // Twice into the same directory: the second run must replace the first's files, not
+    // append to them.
+    for _ in 0..2 {
+        let out = bin().args(["streams", "-q", "-d"]).arg(&dir).arg(&file).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
     let digests = std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../flowscope/tests/data/tcpflow/digests.tsv"),
     )
