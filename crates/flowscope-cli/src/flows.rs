@@ -18,8 +18,9 @@ pub(crate) fn flows(opts: &TrackOpts, format: Format, output: Option<&PathBuf>) 
         ),
         _ => BufWriter::with_capacity(1 << 16, Box::new(io::stdout().lock())),
     };
-    // The Zeek header's #open stamp is the capture's first packet time, known only once
-    // reading starts: write the header before the first record.
+    // The Zeek header's #open stamp comes from the input, not the wall clock, so output
+    // is reproducible: the first record's start time (or the capture's first packet when
+    // there are no records), written just before the first record.
     let mut header_written = false;
     let summary = run(opts, |e| {
         if let Event::Ended(rec, _) = e {

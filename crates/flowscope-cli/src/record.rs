@@ -27,7 +27,10 @@ pub(crate) struct ConnRecord {
     pub(crate) stats: FlowStats,
     pub(crate) conn_state: ConnState,
     pub(crate) history: History,
-    pub(crate) community_id: CommunityId,
+    /// The key and initiator, for the Community ID, computed only when a record is
+    /// written (`stats` and `streams` never need its SHA-1).
+    key: FiveTupleKey,
+    initiator: Orientation,
     pub(crate) vlan: Option<u16>,
     pub(crate) end_reason: EndReason,
 }
@@ -59,7 +62,8 @@ impl ConnRecord {
             stats,
             conn_state,
             history,
-            community_id: key.community_id(0, initiator),
+            key,
+            initiator,
             vlan: meta.vlan,
             end_reason: reason,
         }
@@ -73,6 +77,10 @@ impl ConnRecord {
     fn duration(&self) -> Option<Secs> {
         (!self.single())
             .then(|| Secs(self.stats.last_ts().as_nanos().saturating_sub(self.ts.as_nanos())))
+    }
+
+    fn community_id(&self) -> CommunityId {
+        self.key.community_id(0, self.initiator)
     }
 
     fn missed(&self) -> u64 {
@@ -202,7 +210,7 @@ pub(crate) fn write_footer(
     }
 }
 
-/// Zeek's `#open`/`#close` stamp (UTC). The capture's own first and last packet times,
+/// Zeek's `#open`/`#close` stamp (UTC). Times taken from the capture, not the clock,
 /// so the output depends only on the input.
 fn zeek_time(t: Option<Timestamp>) -> String {
     let secs = t.map_or(0, |t| t.secs()) as i64;
@@ -259,7 +267,7 @@ pub(crate) fn write_record(out: &mut impl Write, format: Format, r: &ConnRecord)
             write!(
                 out,
                 ",\"orig_pkts\":{},\"orig_ip_bytes\":{},\"resp_pkts\":{},\"resp_ip_bytes\":{},\"community_id\":\"{}\",\"orig_l2_bytes\":{},\"resp_l2_bytes\":{}",
-                i.packets, i.ip_bytes, p.packets, p.ip_bytes, r.community_id, i.l2_bytes, p.l2_bytes
+                i.packets, i.ip_bytes, p.packets, p.ip_bytes, r.community_id(), i.l2_bytes, p.l2_bytes
             )?;
             match r.vlan {
                 Some(v) => write!(out, ",\"vlan\":{v}")?,
@@ -295,7 +303,7 @@ pub(crate) fn write_record(out: &mut impl Write, format: Format, r: &ConnRecord)
                 "{}{sep}{}{sep}{}{sep}{}{sep}",
                 i.packets, i.ip_bytes, p.packets, p.ip_bytes
             )?;
-            write!(out, "{}{sep}{}{sep}{}{sep}", r.community_id, i.l2_bytes, p.l2_bytes)?;
+            write!(out, "{}{sep}{}{sep}{}{sep}", r.community_id(), i.l2_bytes, p.l2_bytes)?;
             match r.vlan {
                 Some(v) => write!(out, "{v}{sep}")?,
                 None => write!(out, "{unset}{sep}")?,
