@@ -495,13 +495,11 @@ impl<E: FlowExtractor, S> FlowTracker<E, S> {
         let (id, created) = match self.table.find(&ex.key) {
             Some(id) if self.is_reuse(id, ex) => {
                 self.stats.port_reuses += 1;
-                let reason = self.table.get(id).map_or(EndReason::Idle, |s| s.value.natural_end());
-                self.end(id, reason, sink);
+                self.end_naturally(id, sink);
                 (self.create(ex, ts, sink), true)
             }
             Some(id) if self.is_expired(id) => {
-                let reason = self.table.get(id).map_or(EndReason::Idle, |s| s.value.natural_end());
-                self.end(id, reason, sink);
+                self.end_naturally(id, sink);
                 (self.create(ex, ts, sink), true)
             }
             Some(id) => (id, false),
@@ -529,8 +527,7 @@ impl<E: FlowExtractor, S> FlowTracker<E, S> {
     /// others with `Idle`, least recently active first.
     pub fn finish(&mut self, sink: &mut impl EventSink<E::Key, S>) {
         while let Some(id) = self.least_recent() {
-            let reason = self.table.get(id).map_or(EndReason::Idle, |s| s.value.natural_end());
-            self.end(id, reason, sink);
+            self.end_naturally(id, sink);
         }
     }
 
@@ -558,8 +555,7 @@ impl<E: FlowExtractor, S> FlowTracker<E, S> {
                 if self.deadline(id, class) >= self.clock {
                     break;
                 }
-                let reason = self.table.get(id).map_or(EndReason::Idle, |s| s.value.natural_end());
-                self.end(id, reason, sink);
+                self.end_naturally(id, sink);
             }
         }
     }
@@ -742,6 +738,12 @@ impl<E: FlowExtractor, S> FlowTracker<E, S> {
         } else {
             FlowSide::Responder
         }
+    }
+
+    /// End a flow for the reason its own state gives (see `natural_end`).
+    fn end_naturally(&mut self, id: u32, sink: &mut impl EventSink<E::Key, S>) {
+        let reason = self.table.get(id).map_or(EndReason::Idle, |s| s.value.natural_end());
+        self.end(id, reason, sink);
     }
 
     /// End a flow: report it (unless it was aborted and reported already), then free
