@@ -4,6 +4,10 @@
 /// allocate for every out-of-order segment.
 const POOL: usize = 4;
 
+/// Only buffers this small go back to the pool (a few segments' worth); bigger ones are
+/// freed, so a side that once buffered a megabyte does not keep it while in order.
+const POOL_KEEP_CAPACITY: usize = 4096;
+
 #[derive(Debug, Default)]
 pub(super) struct OutOfOrder {
     // Invariant: sorted by start; for consecutive ranges a, b: a.end < b.start (no
@@ -22,6 +26,18 @@ impl OutOfOrder {
         self.ranges.is_empty()
     }
 
+    /// How many disjoint ranges are held.
+    pub(super) fn ranges(&self) -> usize {
+        self.ranges.len()
+    }
+
+    /// True when `[start, end)` overlaps or touches no held range, so inserting it would
+    /// add a range.
+    pub(super) fn is_separate(&self, start: u64, end: u64) -> bool {
+        let i = self.ranges.partition_point(|(s, d)| (s + d.len() as u64) < start);
+        self.ranges.get(i).map_or(true, |(s, _)| *s > end)
+    }
+
     pub(super) fn first_start(&self) -> Option<u64> {
         self.ranges.first().map(|r| r.0)
     }
@@ -29,7 +45,8 @@ impl OutOfOrder {
     /// Bytes of `[start, end)` no range covers.
     pub(super) fn uncovered(&self, start: u64, end: u64) -> usize {
         let mut covered = 0u64;
-        for (s, d) in &self.ranges {
+        let first = self.ranges.partition_point(|(s, d)| (s + d.len() as u64) <= start);
+        for (s, d) in &self.ranges[first..] {
             let e = s + d.len() as u64;
             if e <= start {
                 continue;
@@ -97,7 +114,7 @@ impl OutOfOrder {
             let o = (s - lo) as usize;
             merged[o..o + d.len()].copy_from_slice(&d);
             old += d.len();
-            if self.pool.len() < POOL {
+            if self.pool.len() < POOL && d.capacity() <= POOL_KEEP_CAPACITY {
                 self.pool.push(d);
             }
         }
@@ -105,14 +122,6 @@ impl OutOfOrder {
             merged[at..at + data.len()].copy_from_slice(data);
         }
         old
-    }
-
-    /// Drop everything, keeping storage for reuse.
-    pub(super) fn clear(&mut self) {
-        while let Some((_, v)) = self.ranges.pop() {
-            self.recycle(v);
-        }
-        self.len = 0;
     }
 
     /// Take the first range out.
@@ -127,7 +136,7 @@ impl OutOfOrder {
 
     /// Give a drained range's storage back for reuse.
     pub(super) fn recycle(&mut self, mut v: Vec<u8>) {
-        if self.pool.len() < POOL {
+        if self.pool.len() < POOL && v.capacity() <= POOL_KEEP_CAPACITY {
             v.clear();
             self.pool.push(v);
         }

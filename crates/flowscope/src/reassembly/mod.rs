@@ -10,7 +10,7 @@
 //!   is handed out as a slice of the packet ([`StreamEvent::Data`]); bytes already
 //!   delivered are trimmed, never delivered twice (and counted as retransmitted).
 //! - **Bounded out of order.** Data ahead of a hole is copied into a per-side buffer of
-//!   at most [`ReassemblyConfig::max_buffer`] bytes that coalesces adjacent and
+//!   at most [`ReassemblyConfig::max_buffer`] bytes (and [`MAX_RANGES`] ranges) that coalesces adjacent and
 //!   overlapping ranges; when the hole fills, it is delivered in order.
 //! - **Overlaps** resolve by [`OverlapPolicy`]: first-arrived bytes win by default
 //!   (what most end hosts do, and what keeps an attacker from rewriting bytes an IDS has
@@ -77,6 +77,14 @@ impl ReassemblyConfig {
 /// (TCP's largest scaled window is 1 GiB) and dropped as out of order.
 pub const MAX_AHEAD: u64 = 1 << 30;
 
+/// Most disjoint ranges one side buffers. Each range costs bookkeeping beyond its bytes
+/// (about 64 bytes with its allocation) and the work per out-of-order segment grows with
+/// the count, so a flood of 1-byte segments each beyond its own hole would otherwise
+/// cost ~64x the byte cap in memory and a scan per packet. Real loss rarely leaves more
+/// than a few hundred holes in flight: a full 1 MiB buffer of 1460-byte segments with
+/// every other one lost holds 359. Reaching it is a cap hit, handled like the byte cap.
+pub const MAX_RANGES: usize = 1024;
+
 /// A piece of the reassembled stream.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -135,7 +143,7 @@ pub struct StreamStats {
 ///
 /// Invariants: every offset below `next` has been delivered or reported as a gap,
 /// exactly once; the out-of-order buffer holds only bytes at offsets `> next`, in
-/// disjoint, non-adjacent ranges, at most `max_buffer` bytes in all.
+/// disjoint, non-adjacent ranges, at most `max_buffer` bytes and [`MAX_RANGES`] ranges.
 #[derive(Debug, Default)]
 pub struct Reassembler {
     /// Sequence number of stream offset 0.
@@ -211,6 +219,12 @@ impl Reassembler {
                     0
                 }
                 _ => {
+                    // A FIN right at the anchor still ends the stream there (found by
+                    // the reassembly_oracle fuzz target: without it, an acknowledgment of
+                    // that FIN later read as one missing byte).
+                    if fin && payload.len() as u64 == before {
+                        self.fin_offset.get_or_insert(0);
+                    }
                     if !payload.is_empty() {
                         self.stats.retransmitted_segments += 1;
                     }
@@ -247,8 +261,7 @@ impl Reassembler {
             self.stats.dropped_ooo += 1;
             return Outcome::Ok;
         }
-        let new_bytes = self.ooo.uncovered(start, end);
-        if self.ooo.len() + new_bytes > config.max_buffer {
+        if self.over_cap(start, end, config) {
             self.stats.cap_hits += 1;
             match config.overflow {
                 OverflowPolicy::DropFlow => {
@@ -257,14 +270,10 @@ impl Reassembler {
                 }
                 OverflowPolicy::SlidingWindow => {
                     // Skip holes until the segment fits, or until it is next in line.
-                    while self.ooo.len() + self.ooo.uncovered(start, end) > config.max_buffer
-                        && !self.ooo.is_empty()
-                    {
+                    while self.over_cap(start, end, config) && !self.ooo.is_empty() {
                         self.skip_first_hole(out);
                     }
-                    if start > self.next
-                        && self.ooo.len() + self.ooo.uncovered(start, end) > config.max_buffer
-                    {
+                    if start > self.next && self.over_cap(start, end, config) {
                         // Still too big on its own: skip straight to it.
                         self.gap(start - self.next, out);
                     }
@@ -312,6 +321,12 @@ impl Reassembler {
         }
     }
 
+    /// Would buffering `[start, end)` pass the byte cap or the range cap?
+    fn over_cap(&self, start: u64, end: u64, config: &ReassemblyConfig) -> bool {
+        self.ooo.len() + self.ooo.uncovered(start, end) > config.max_buffer
+            || (self.ooo.ranges() >= MAX_RANGES && self.ooo.is_separate(start, end))
+    }
+
     /// Deliver or skip everything below `end`.
     fn advance_to(&mut self, end: u64, out: &mut impl FnMut(StreamEvent<'_>)) {
         while self.next < end {
@@ -347,11 +362,10 @@ impl Reassembler {
         }
     }
 
-    /// Forget everything (for reuse by another flow); keeps the buffer's storage.
+    /// Forget everything (for reuse by another flow), freeing the out-of-order buffer's
+    /// storage: a pooled reassembler holds no memory beyond its own struct.
     pub fn reset(&mut self) {
-        let ooo = core::mem::take(&mut self.ooo);
-        *self = Reassembler { ooo, ..Reassembler::default() };
-        self.ooo.clear();
+        *self = Reassembler::default();
     }
 
     /// Deliver `bytes`, which start exactly at `next`, then whatever buffered data they

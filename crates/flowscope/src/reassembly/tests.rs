@@ -376,3 +376,50 @@ fn reset_keeps_nothing_but_storage() {
     r.reset();
     assert_eq!((r.buffered_bytes(), r.next_offset(), r.stats().ooo_segments), (0, 0, 0));
 }
+
+#[test]
+fn a_fin_right_at_the_mid_stream_anchor_ends_the_stream_there() {
+    // Picked up mid-stream at offset 0 = seq 1000; an older segment whose FIN lands
+    // exactly on the anchor, then the FIN's acknowledgment: nothing is missing.
+    let cfg = ReassemblyConfig::default();
+    let mut s = Sink::default();
+    let mut r = Reassembler::new();
+    r.segment(1000, false, false, &[], &cfg, &mut |e| s.take(e));
+    r.segment(990, false, true, &[b'x'; 10], &cfg, &mut |e| s.take(e));
+    assert_eq!(r.fin_offset(), Some(0));
+    r.ack(1001, &mut |e| s.take(e));
+    r.finish(&mut |e| s.take(e));
+    assert_eq!(r.stats().missed_bytes, 0);
+    assert!(s.gaps.is_empty());
+}
+
+#[test]
+fn one_byte_segments_beyond_their_own_holes_stop_at_the_range_cap() {
+    // Every other byte, never the first: each segment is its own range.
+    for policy in [OverflowPolicy::SlidingWindow, OverflowPolicy::DropFlow] {
+        let cfg = ReassemblyConfig::default().with_overflow(policy);
+        let mut s = Sink::default();
+        let mut r = start(&cfg, &mut s);
+        let mut overflowed = false;
+        for i in 0..(MAX_RANGES as u32 + 10) {
+            let out = feed(&mut r, &cfg, &mut s, ISN + 1 + 2 * i + 1, b"x");
+            assert!(r.buffered_bytes() <= MAX_RANGES);
+            if out == Outcome::Overflow {
+                overflowed = true;
+                break;
+            }
+        }
+        match policy {
+            OverflowPolicy::DropFlow => {
+                assert!(overflowed);
+                assert_eq!(r.buffered_bytes(), MAX_RANGES);
+            }
+            _ => {
+                // Each range past the cap skipped the oldest hole and released its byte.
+                assert_eq!(r.stats().cap_hits, 10);
+                assert_eq!(s.gaps.len(), 10);
+                assert_eq!(r.buffered_bytes(), MAX_RANGES);
+            }
+        }
+    }
+}
