@@ -856,6 +856,29 @@ mod tests {
         let mut bad = file.clone();
         bad[32..36].copy_from_slice(&0x7fff_fff0u32.to_le_bytes());
         assert!(matches!(read_all(&bad).1, Some(PcapError::RecordTooLarge { offset: 28, .. })));
+        // A block length below the 12 bytes every block has.
+        let mut bad = file.clone();
+        bad[32..36].copy_from_slice(&8u32.to_le_bytes());
+        assert!(matches!(read_all(&bad).1, Some(PcapError::Malformed { offset: 28, .. })));
+        // An EPB whose captured length runs past its own block.
+        let mut w = crate::testkit::PcapNgWriter::default();
+        w.section(false);
+        w.interface(crate::testkit::NgInterface {
+            link: LinkType::RAW,
+            snaplen: 0,
+            tsresol: None,
+            tsoffset: None,
+        });
+        let epb_at = w.out.len();
+        w.epb(0, 0, &[0x45; 20], 20);
+        let mut bad = w.out.clone();
+        bad[epb_at + 20..epb_at + 24].copy_from_slice(&400u32.to_le_bytes());
+        let (pkts, err) = read_all(&bad);
+        assert!(pkts.is_empty());
+        assert!(
+            matches!(err, Some(PcapError::Malformed { offset, .. }) if offset == epb_at as u64),
+            "{err:?}"
+        );
         // A packet for an interface that was never declared.
         let mut w = crate::testkit::PcapNgWriter::default();
         w.section(false);

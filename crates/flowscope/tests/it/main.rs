@@ -4,8 +4,10 @@
 
 mod common;
 mod community_id;
+mod hostile;
 mod pcaps;
 mod samples;
 mod streams;
 mod tracker;
+mod truncation;
 mod zeek;
