@@ -1,0 +1,348 @@
+//! Bounded memory under floods: what a passive monitor sees when someone aims traffic at
+//! it. Each scenario asserts a measured bound twice: with the bytes the library accounts
+//! for itself, and with the heap the process really holds, from an allocator that counts
+//! live bytes (and, on Linux, the peak RSS the kernel reports).
+//!
+//! Scenarios run one at a time (a lock), so the process-wide measurements belong to the
+//! one that is running.
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
+// A global allocator is an `unsafe` trait; test binaries are the only place outside the
+// library that need it (the library forbids unsafe code).
+#![allow(unsafe_code)]
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use flowscope::driver::{DriverEvent, FlowDriver};
+use flowscope::event::{EndReason, FlowEvent};
+use flowscope::extract::{FiveTuple, FiveTupleKey};
+use flowscope::packet::{LinkType, PacketView};
+use flowscope::reassembly::MAX_RANGES;
+use flowscope::testkit::{flags, Frame};
+use flowscope::tracker::{FlowTrackerConfig, OverflowPolicy};
+use flowscope::Timestamp;
+
+/// Counts the bytes the process has on the heap now, and their peak.
+struct Live;
+
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+fn grew(by: usize) {
+    let now = LIVE.fetch_add(by, Ordering::Relaxed) + by;
+    PEAK.fetch_max(now, Ordering::Relaxed);
+}
+
+// SAFETY: every method forwards to `System` with the caller's arguments unchanged and
+// only updates two counters on the side.
+unsafe impl GlobalAlloc for Live {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        grew(layout.size());
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if new_size >= layout.size() {
+            grew(new_size - layout.size());
+        } else {
+            LIVE.fetch_sub(layout.size() - new_size, Ordering::Relaxed);
+        }
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Live = Live;
+
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+/// Heap measurements around one scenario.
+struct Heap {
+    before: usize,
+    rss_reset: bool,
+}
+
+impl Heap {
+    fn start() -> Heap {
+        let before = LIVE.load(Ordering::Relaxed);
+        PEAK.store(before, Ordering::Relaxed);
+        // Linux: writing 5 to clear_refs resets the peak RSS (VmHWM) to the current RSS.
+        let rss_reset = std::fs::write("/proc/self/clear_refs", "5").is_ok();
+        Heap { before, rss_reset }
+    }
+
+    /// Peak heap growth since `start`, in bytes.
+    fn peak_growth(&self) -> usize {
+        PEAK.load(Ordering::Relaxed).saturating_sub(self.before)
+    }
+
+    /// Peak RSS minus current RSS at `start` (an upper bound on growth), when the OS
+    /// reports it.
+    fn peak_rss(&self) -> Option<usize> {
+        if !self.rss_reset {
+            return None;
+        }
+        let status = std::fs::read_to_string("/proc/self/status").ok()?;
+        let kib = |name: &str| -> Option<usize> {
+            let line = status.lines().find(|l| l.starts_with(name))?;
+            line.split_whitespace().nth(1)?.parse().ok()
+        };
+        Some(kib("VmHWM:")? * 1024)
+    }
+}
+
+fn v4(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+/// A frame template whose fields are patched in place per packet (building each frame
+/// from scratch would dominate the test's time). The decoder does not verify checksums.
+struct Template {
+    bytes: Vec<u8>,
+}
+
+// Offsets in an Ethernet / IPv4 (no options) / TCP frame.
+const IP_SRC: usize = 26;
+const TCP_SPORT: usize = 34;
+const TCP_SEQ: usize = 38;
+
+impl Template {
+    fn set(&mut self, at: usize, value: &[u8]) -> &mut Self {
+        self.bytes[at..at + value.len()].copy_from_slice(value);
+        self
+    }
+}
+
+fn ts(us: u64) -> Timestamp {
+    Timestamp::from_nanos(1_700_000_000_000_000_000 + us * 1000)
+}
+
+/// Flows ended, and of those ended at a reassembly cap.
+#[derive(Default)]
+struct Ends {
+    all: Cell<u64>,
+    overflow: Cell<u64>,
+}
+
+fn count_events(ends: &Ends) -> impl FnMut(DriverEvent<'_, FiveTupleKey>) + '_ {
+    move |e| {
+        if let DriverEvent::Flow(FlowEvent::Ended { reason, .. }) = e {
+            ends.all.set(ends.all.get() + 1);
+            if reason == EndReason::BufferOverflow {
+                ends.overflow.set(ends.overflow.get() + 1);
+            }
+        }
+    }
+}
+
+#[test]
+fn syn_flood_from_spoofed_sources_keeps_the_table_at_its_cap() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    const MAX_FLOWS: usize = 50_000;
+    const SOURCES: u32 = 2_000_000;
+    let config = FlowTrackerConfig::default().with_max_flows(MAX_FLOWS);
+    let mut driver: FlowDriver<FiveTuple> = FlowDriver::new(FiveTuple::default(), config);
+    let mut t = Template {
+        bytes: Frame::tcp(v4("10.0.0.1"), 1024, v4("192.0.2.80"), 80, flags::SYN, 7, 0).build(),
+    };
+    let heap = Heap::start();
+    let ended = Ends::default();
+    let mut sink = count_events(&ended);
+    let (mut at_cap, mut fill_peak, mut steady) = (0, 0, None);
+    for i in 0..SOURCES {
+        // Every packet from a different spoofed address and port.
+        let src = (0x0a00_0000u32 + i).to_be_bytes();
+        t.set(IP_SRC, &src).set(TCP_SPORT, &((i % 60_000) as u16 + 1024).to_be_bytes());
+        let view = PacketView::new(ts(u64::from(i)), LinkType::ETHERNET, &t.bytes);
+        driver.handle_packet(&view, &mut sink);
+        if i as usize + 1 == MAX_FLOWS {
+            at_cap = driver.tracker().memory_bytes();
+            fill_peak = heap.peak_growth();
+            steady = Some(Heap::start());
+        }
+        debug_assert!(driver.tracker().flow_count() <= MAX_FLOWS);
+    }
+    let tracker = driver.tracker();
+    let s = tracker.stats();
+    assert_eq!(tracker.flow_count(), MAX_FLOWS);
+    assert_eq!(s.flows_created, u64::from(SOURCES));
+    assert_eq!(s.flows_ended.evicted, u64::from(SOURCES) - MAX_FLOWS as u64);
+    assert_eq!(ended.all.get(), s.flows_ended.evicted);
+    // The table did not grow past the size it had when it first filled.
+    let accounted = tracker.memory_bytes();
+    assert!(accounted <= at_cap, "the table grew after reaching its cap: {at_cap} -> {accounted}");
+    let per_flow = accounted / MAX_FLOWS;
+    assert!(per_flow <= 320, "{per_flow} bytes per flow");
+    // What the heap really holds agrees with the table's own account: while filling, at
+    // most a growing table's old and new storage at once; once full, 1.95 million more
+    // sources cost nothing.
+    assert!(fill_peak <= 2 * at_cap + (256 << 10), "filling: heap {fill_peak} B, table {at_cap} B");
+    let steady = steady.expect("the flood filled the table").peak_growth();
+    assert!(steady <= 64 << 10, "at the cap the heap still grew {steady} bytes");
+    eprintln!(
+        "SYN flood: {SOURCES} sources, {MAX_FLOWS} flows, table {accounted} B \
+         ({per_flow} B/flow), heap peak while filling {fill_peak} B, growth at the cap \
+         {steady} B, peak RSS {:?}",
+        heap.peak_rss()
+    );
+}
+
+/// One connection's handshake, so both sides are anchored.
+fn handshake(driver: &mut FlowDriver<FiveTuple>, client: IpAddr, port: u16, server: IpAddr) {
+    let mut sink = |_: DriverEvent<'_, FiveTupleKey>| {};
+    for f in [
+        Frame::tcp(client, port, server, 80, flags::SYN, 999, 0),
+        Frame::tcp(server, 80, client, port, flags::SYN_ACK, 4999, 1000),
+        Frame::tcp(client, port, server, 80, flags::ACK, 1000, 5000),
+    ] {
+        let bytes = f.build();
+        driver.handle_packet(&PacketView::new(ts(0), LinkType::ETHERNET, &bytes), &mut sink);
+    }
+}
+
+#[test]
+fn one_byte_segments_above_a_hole_stay_under_both_caps() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    const FLOWS: u16 = 64;
+    const MAX_BUFFER: usize = 64 << 10;
+    const GLOBAL: usize = 1 << 20;
+    const SEGMENTS: u32 = 4_000;
+    for policy in [OverflowPolicy::SlidingWindow, OverflowPolicy::DropFlow] {
+        let config = FlowTrackerConfig::default()
+            .with_max_buffer(MAX_BUFFER)
+            .with_max_reassembly_memory(GLOBAL)
+            .with_overflow_policy(policy);
+        let mut driver: FlowDriver<FiveTuple> = FlowDriver::new(FiveTuple::default(), config);
+        let (client, server) = (v4("10.0.0.1"), v4("10.0.0.2"));
+        for f in 0..FLOWS {
+            handshake(&mut driver, client, 20_000 + f, server);
+        }
+        let heap = Heap::start();
+        let ended = Ends::default();
+        let mut sink = count_events(&ended);
+        let mut t = Template {
+            bytes: Frame::tcp(client, 20_000, server, 80, flags::ACK, 0, 5000)
+                .payload(b"x")
+                .build(),
+        };
+        // Byte 0 of every stream never comes; bytes 2, 4, 6, ... and then the odd ones
+        // above them do, one per packet, round robin over the flows.
+        for i in 0..SEGMENTS {
+            let offset = if i < SEGMENTS / 2 { 2 * (i + 1) } else { 2 * (i - SEGMENTS / 2) + 3 };
+            for f in 0..FLOWS {
+                t.set(TCP_SPORT, &(20_000 + f).to_be_bytes())
+                    .set(TCP_SEQ, &(1000 + offset).to_be_bytes());
+                let view = PacketView::new(ts(1), LinkType::ETHERNET, &t.bytes);
+                driver.handle_packet(&view, &mut sink);
+                let d = driver.stats();
+                assert!(d.buffered_bytes as usize <= GLOBAL, "{d:?}");
+            }
+        }
+        let d = *driver.stats();
+        assert!(d.buffered_high_watermark as usize <= GLOBAL, "{d:?}");
+        // Separate 1-byte ranges: the range cap binds long before the byte cap.
+        assert!(d.buffered_high_watermark <= u64::from(FLOWS) * MAX_RANGES as u64, "{d:?}");
+        let growth = heap.peak_growth();
+        match policy {
+            OverflowPolicy::SlidingWindow => {
+                assert_eq!(d.overflow_aborts, 0);
+                assert!(d.missed_bytes > 0, "holes were skipped at the cap");
+            }
+            _ => {
+                assert_eq!(d.overflow_aborts, u64::from(FLOWS));
+                assert_eq!(ended.overflow.get(), u64::from(FLOWS));
+                assert_eq!(driver.tracker_stats().flows_ended.buffer_overflow, u64::from(FLOWS));
+            }
+        }
+        driver.finish(&mut sink);
+        assert_eq!(driver.stats().buffered_bytes, 0);
+        // Each held range costs its byte, its slot and an allocation: well under 256
+        // bytes; the pools of range storage are small and bounded.
+        let bound = usize::from(FLOWS) * (MAX_RANGES * 256 + (64 << 10));
+        assert!(growth <= bound, "{policy:?}: heap grew {growth} bytes, bound {bound}");
+        eprintln!(
+            "1-byte flood ({policy:?}): {FLOWS} flows x {SEGMENTS} segments, buffered peak \
+             {} B accounted, heap peak growth {growth} B, peak RSS {:?}",
+            d.buffered_high_watermark,
+            heap.peak_rss()
+        );
+    }
+}
+
+#[test]
+fn many_flows_filling_their_buffers_meet_the_global_cap() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    const FLOWS: u16 = 200;
+    const MAX_BUFFER: usize = 64 << 10;
+    const GLOBAL: usize = 2 << 20; // room for 32 full sides, not 200
+    const MSS: usize = 1460;
+    let payload = vec![0x42u8; MSS];
+    for policy in [OverflowPolicy::SlidingWindow, OverflowPolicy::DropFlow] {
+        let config = FlowTrackerConfig::default()
+            .with_max_buffer(MAX_BUFFER)
+            .with_max_reassembly_memory(GLOBAL)
+            .with_overflow_policy(policy)
+            .with_idle(Duration::from_secs(300), Duration::from_secs(60), Duration::from_secs(30));
+        let mut driver: FlowDriver<FiveTuple> = FlowDriver::new(FiveTuple::default(), config);
+        let (client, server) = (v4("10.0.0.1"), v4("10.0.0.2"));
+        for f in 0..FLOWS {
+            handshake(&mut driver, client, 30_000 + f, server);
+        }
+        let heap = Heap::start();
+        let ended = Ends::default();
+        let mut sink = count_events(&ended);
+        let mut t = Template {
+            bytes: Frame::tcp(client, 30_000, server, 80, flags::ACK, 0, 5000)
+                .payload(&payload)
+                .build(),
+        };
+        // Every flow loses its first segment, then sends 60 more: 87,600 bytes each
+        // behind the hole, more than its own cap, and together far beyond the global one.
+        for k in 1..=60u32 {
+            for f in 0..FLOWS {
+                t.set(TCP_SPORT, &(30_000 + f).to_be_bytes())
+                    .set(TCP_SEQ, &(1000 + k * MSS as u32).to_be_bytes());
+                let view = PacketView::new(ts(u64::from(k)), LinkType::ETHERNET, &t.bytes);
+                driver.handle_packet(&view, &mut sink);
+                assert!(driver.stats().buffered_bytes as usize <= GLOBAL);
+            }
+        }
+        let d = *driver.stats();
+        assert!(d.buffered_high_watermark as usize <= GLOBAL, "{d:?}");
+        // The global cap, not the per-side one, was what bound: the sides together
+        // reached it.
+        assert!(d.buffered_high_watermark as usize > GLOBAL - MSS * usize::from(FLOWS), "{d:?}");
+        let growth = heap.peak_growth();
+        match policy {
+            OverflowPolicy::SlidingWindow => {
+                assert_eq!(d.overflow_aborts, 0);
+                assert!(d.missed_bytes > 0);
+                assert_eq!(driver.tracker().flow_count(), usize::from(FLOWS));
+            }
+            _ => {
+                // Flows that found no room were ended; the rest kept buffering.
+                assert!(d.overflow_aborts > 0, "{d:?}");
+                assert_eq!(ended.overflow.get(), d.overflow_aborts);
+                assert_eq!(driver.tracker_stats().flows_ended.buffer_overflow, d.overflow_aborts);
+            }
+        }
+        // Buffers hold at most twice their bytes (growth by doubling), plus bookkeeping.
+        assert!(growth <= 2 * GLOBAL + (1 << 20), "{policy:?}: heap grew {growth} bytes");
+        driver.finish(&mut sink);
+        assert_eq!(driver.stats().buffered_bytes, 0);
+        eprintln!(
+            "global cap ({policy:?}): {FLOWS} flows, buffered peak {} B of {GLOBAL}, \
+             {} flows ended at the cap, heap peak growth {growth} B, peak RSS {:?}",
+            d.buffered_high_watermark,
+            d.overflow_aborts,
+            heap.peak_rss()
+        );
+    }
+}
