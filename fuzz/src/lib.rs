@@ -1,0 +1,749 @@
+//! The bodies of flowscope's fuzz targets, and the seed corpora the project builds for
+//! them.
+//!
+//! Each target is a plain function of the input bytes that panics when an invariant
+//! breaks, so the same code runs under libFuzzer (`cargo +nightly fuzz run <target>`) and
+//! under `cargo test` on stable, where `tests/replay.rs` replays the seeds and the
+//! committed corpora in `replay/<target>/`. See `fuzz/README.md`.
+
+use std::collections::HashMap;
+use std::io::Cursor;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use arbitrary::{Arbitrary, Unstructured};
+use flowscope::driver::{DriverEvent, FlowDriver};
+use flowscope::event::{FlowEvent, FlowSide};
+use flowscope::extract::{
+    community_id_v1, FiveTuple, FiveTupleKey, FlowExtractor, IpPair, MacPair,
+};
+use flowscope::packet::{self, LinkType, PacketView, Transport};
+use flowscope::pcap::PcapReader;
+use flowscope::reassembly::{Outcome, Reassembler, ReassemblyConfig, StreamEvent};
+use flowscope::testkit::Frame;
+use flowscope::tracker::{FlowTrackerConfig, OverflowPolicy, OverlapPolicy};
+use flowscope::Timestamp;
+
+/// A fuzz target's body: panics when an invariant breaks.
+pub type Target = fn(&[u8]);
+
+/// The fuzz targets, by name (the names of the `fuzz_targets/*.rs` binaries).
+pub const TARGETS: &[(&str, Target)] = &[
+    ("pcap_reader", pcap_reader),
+    ("extract", extract),
+    ("tracker_ops", tracker_ops),
+    ("reassembly_oracle", reassembly_oracle),
+];
+
+/// Every link type the decoder reads, and one it does not.
+const LINK_TYPES: &[LinkType] = &[
+    LinkType::NULL,
+    LinkType::ETHERNET,
+    LinkType::PPP,
+    LinkType::PPP_HDLC,
+    LinkType::RAW,
+    LinkType::IEEE802_11,
+    LinkType::LOOP,
+    LinkType::LINUX_SLL,
+    LinkType::IEEE802_11_RADIOTAP,
+    LinkType::IPV4,
+    LinkType::IPV6,
+    LinkType::NFLOG,
+    LinkType::LINUX_SLL2,
+    LinkType(147), // a user DLT: unsupported
+];
+
+// ---------------------------------------------------------------------------------------
+// pcap_reader: arbitrary bytes as a capture file, every packet through a small driver.
+
+/// Read `data` as a pcap or pcapng file and feed every packet to a driver with small
+/// caps, checking the reader's and the driver's invariants.
+pub fn pcap_reader(data: &[u8]) {
+    let Ok(mut reader) = PcapReader::with_max_record_len(Cursor::new(data), 1 << 16) else {
+        return;
+    };
+    let mut driver = small_driver();
+    let mut packets = 0usize;
+    let mut last_offset = 0u64;
+    loop {
+        match reader.next_packet() {
+            Ok(Some(p)) => {
+                packets += 1;
+                // Every record has a header of at least 12 bytes, so a file cannot hold
+                // more packets than this: the reader never loops in place.
+                assert!(packets * 12 <= data.len(), "{packets} packets from {} bytes", data.len());
+                assert!(p.offset >= last_offset, "offsets go backwards");
+                assert!(p.offset < data.len() as u64);
+                last_offset = p.offset;
+                let view = p.view();
+                check_decode(&view);
+                driver.handle_packet(&view, &mut |_: DriverEvent<'_, FiveTupleKey>| {});
+                check_driver(&driver);
+            }
+            Ok(None) => break,
+            Err(e) => {
+                if let Some(off) = e.offset() {
+                    assert!(off <= data.len() as u64, "error offset {off} beyond the input: {e}");
+                }
+                assert!(!e.to_string().is_empty());
+                // After an error the reader is finished.
+                assert!(matches!(reader.next_packet(), Ok(None)));
+                break;
+            }
+        }
+    }
+    assert!(reader.stats().packets as usize == packets);
+    driver.finish(&mut |_: DriverEvent<'_, FiveTupleKey>| {});
+    check_driver(&driver);
+    assert_eq!(driver.tracker().flow_count(), 0);
+}
+
+fn small_driver() -> FlowDriver<FiveTuple> {
+    let config = FlowTrackerConfig::default()
+        .with_max_flows(16)
+        .with_max_buffer(4096)
+        .with_max_reassembly_memory(16 * 1024);
+    FlowDriver::new(FiveTuple::default(), config).with_emit_anomalies(true)
+}
+
+fn check_driver<S>(driver: &FlowDriver<FiveTuple, S>) {
+    let t = driver.tracker_stats();
+    let cfg = driver.tracker().config();
+    assert_eq!(t.packets, t.tracked + t.unmatched.total() + t.dropped, "packet ledger: {t:?}");
+    assert_eq!(
+        t.flows_created,
+        t.flows_ended.total() + driver.tracker().flow_count() as u64,
+        "flow ledger: {t:?}"
+    );
+    assert!(driver.tracker().flow_count() <= cfg.max_flows);
+    let d = driver.stats();
+    assert!(d.buffered_bytes as usize <= cfg.max_reassembly_memory, "{d:?}");
+    assert!(d.buffered_high_watermark as usize <= cfg.max_reassembly_memory, "{d:?}");
+}
+
+// ---------------------------------------------------------------------------------------
+// extract: an arbitrary frame under every link type.
+
+/// Decode `data[2..]` as a frame of the link type `data[0]` picks (with `data[1]` bytes
+/// cut from its wire length), through the decoder and every extractor.
+pub fn extract(data: &[u8]) {
+    let [sel, cut, frame @ ..] = data else { return };
+    let link = LINK_TYPES[usize::from(*sel) % LINK_TYPES.len()];
+    let ts = Timestamp::from_secs_micros(1_700_000_000, 0);
+    let view = PacketView::new(ts, link, frame)
+        .with_orig_len((frame.len() as u32).saturating_add(u32::from(*cut)));
+    check_decode(&view);
+}
+
+/// Decode one packet with everything that reads packets, checking the documented
+/// invariants of what comes back.
+fn check_decode(view: &PacketView<'_>) {
+    let frame = view.frame;
+    let decoded = packet::decode(view);
+    // Deterministic.
+    assert_eq!(decoded, packet::decode(view));
+    if let Ok(h) = &decoded {
+        let end = h.payload_offset as usize + h.payload_len as usize;
+        assert!(end <= frame.len(), "payload {end} beyond frame {}", frame.len());
+        assert!(h.payload_len <= h.payload_wire_len, "{h:?}");
+        assert_eq!(h.payload(frame).len(), h.payload_len as usize);
+        assert!(h.vlan.depth() <= packet::MAX_VLAN_TAGS);
+        assert!(h.mpls_depth <= packet::MAX_MPLS_LABELS);
+        if let Some(t) = h.tcp() {
+            if let Some(opts) = t.options(frame) {
+                assert!(opts.len() <= 40);
+            }
+        }
+        if let Transport::Icmp(i) = h.transport {
+            let _ = i.inner(frame);
+        }
+        let _ = h.mac(frame);
+    }
+    let five = FiveTuple::default().extract(view);
+    match (&five, &decoded) {
+        (Ok(x), Ok(h)) => {
+            assert_eq!(&x.headers, h);
+            let ip = x.headers.ip.expect("a keyed packet is IP");
+            let _ = community_id_v1(0, ip.src(), ip.dst(), ip.proto, x.headers.ports(), false);
+        }
+        (Ok(_), Err(e)) => panic!("keyed a frame the decoder rejects: {e}"),
+        _ => {}
+    }
+    let _ = FiveTuple::default().with_vlan_in_key(true).extract(view);
+    let _ = IpPair::default().extract(view);
+    let _ = MacPair::default().extract(view);
+}
+
+// ---------------------------------------------------------------------------------------
+// tracker_ops: sequences of packets, clock moves and finishes through the driver.
+
+#[derive(Arbitrary, Debug)]
+struct Limits {
+    max_flows: u8,
+    max_buffer: u16,
+    global: u16,
+    tcp_idle: u16,
+    udp_idle: u16,
+    other_idle: u8,
+    attempt_idle: u8,
+    linger: u8,
+    drop_flow: bool,
+    last_wins: bool,
+    vlan_in_key: bool,
+}
+
+#[derive(Arbitrary, Debug)]
+enum Op {
+    Packet(Pkt),
+    /// Move the clock forward this many seconds.
+    Advance(u16),
+    Finish,
+}
+
+#[derive(Arbitrary, Debug)]
+struct Pkt {
+    /// Milliseconds since the previous packet; negative values make late packets.
+    dt_ms: i16,
+    src: u8,
+    dst: u8,
+    sport: u8,
+    dport: u8,
+    l4: L4Sel,
+    vlan: Option<u8>,
+    /// Cut the built frame to this many bytes (hostile truncation).
+    cut: Option<u8>,
+}
+
+#[derive(Arbitrary, Debug)]
+enum L4Sel {
+    Tcp { flags: u8, seq: SeqSel, ack: SeqSel, len: u16 },
+    Udp { len: u8 },
+    Icmp { ty: u8, code: u8 },
+    Other(u8),
+}
+
+/// Sequence numbers near each direction's ISN (so segments meet), or anywhere.
+#[derive(Arbitrary, Debug)]
+enum SeqSel {
+    Near(u16),
+    Raw(u32),
+}
+
+const HOSTS: [&str; 6] =
+    ["10.0.0.1", "10.0.0.2", "192.0.2.7", "2001:db8::1", "2001:db8::2", "fe80::7"];
+const PORTS: [u16; 6] = [80, 443, 53, 40000, 40001, 0];
+
+/// Run an `arbitrary`-decoded sequence of packets, clock moves and finishes through a
+/// driver with arbitrary (small) limits, checking after every step: the packet and flow
+/// ledgers, `flow_count <= max_flows`, buffered bytes within the global cap, each side's
+/// peak within `max_buffer`, and every stream's bytes delivered or skipped exactly once
+/// in order.
+pub fn tracker_ops(data: &[u8]) {
+    let mut u = Unstructured::new(data);
+    let Ok(limits) = Limits::arbitrary(&mut u) else { return };
+    let max_buffer = usize::from(limits.max_buffer);
+    let config = FlowTrackerConfig::default()
+        .with_max_flows(usize::from(limits.max_flows % 32) + 1)
+        .with_max_buffer(max_buffer)
+        .with_max_reassembly_memory(usize::from(limits.global))
+        .with_idle(
+            Duration::from_secs(u64::from(limits.tcp_idle) + 1),
+            Duration::from_secs(u64::from(limits.udp_idle) + 1),
+            Duration::from_secs(u64::from(limits.other_idle) + 1),
+        )
+        .with_attempt_idle(Duration::from_secs(u64::from(limits.attempt_idle) + 1))
+        .with_linger(Duration::from_secs(u64::from(limits.linger)))
+        .with_overflow_policy(if limits.drop_flow {
+            OverflowPolicy::DropFlow
+        } else {
+            OverflowPolicy::SlidingWindow
+        })
+        .with_overlap_policy(if limits.last_wins {
+            OverlapPolicy::LastWins
+        } else {
+            OverlapPolicy::FirstWins
+        });
+    let extractor = FiveTuple::default().with_vlan_in_key(limits.vlan_in_key);
+    let mut driver: FlowDriver<FiveTuple> =
+        FlowDriver::new(extractor, config).with_emit_anomalies(true);
+    let mut streams = StreamCheck::new(max_buffer);
+    let hosts: Vec<IpAddr> = HOSTS.iter().map(|h| h.parse().expect("literal")).collect();
+    let mut now: u64 = 1_700_000_000_000_000_000;
+    let mut steps = 0;
+    while !u.is_empty() && steps < 1024 {
+        steps += 1;
+        let Ok(op) = Op::arbitrary(&mut u) else { break };
+        match op {
+            Op::Packet(p) => {
+                now = now.saturating_add_signed(i64::from(p.dt_ms) * 1_000_000);
+                let frame = build(&hosts, &p);
+                let view = PacketView::new(Timestamp::from_nanos(now), LinkType::ETHERNET, &frame);
+                driver.handle_packet(&view, &mut |e: DriverEvent<'_, FiveTupleKey>| streams.on(e));
+            }
+            Op::Advance(secs) => {
+                now += u64::from(secs) * 1_000_000_000;
+                driver.advance(Timestamp::from_nanos(now), &mut |e: DriverEvent<
+                    '_,
+                    FiveTupleKey,
+                >| {
+                    streams.on(e)
+                });
+            }
+            Op::Finish => {
+                driver.finish(&mut |e: DriverEvent<'_, FiveTupleKey>| streams.on(e));
+                assert_eq!(driver.tracker().flow_count(), 0);
+                assert_eq!(driver.stats().buffered_bytes, 0);
+            }
+        }
+        check_driver(&driver);
+        let t = driver.tracker_stats();
+        assert_eq!(streams.started, t.flows_created);
+        assert_eq!(streams.ended, t.flows_ended.total());
+    }
+    driver.finish(&mut |e: DriverEvent<'_, FiveTupleKey>| streams.on(e));
+    check_driver(&driver);
+    assert_eq!(driver.tracker().flow_count(), 0);
+    assert_eq!(driver.stats().buffered_bytes, 0);
+    assert!(streams.next.is_empty(), "streams left open: {:?}", streams.next.len());
+    let d = driver.stats();
+    assert_eq!(d.delivered_bytes + d.missed_bytes, streams.covered);
+}
+
+fn build(hosts: &[IpAddr], p: &Pkt) -> Vec<u8> {
+    // Keep each packet within one address family.
+    let v6 = p.src % 2 == 1;
+    let pick = |i: u8| {
+        let family = if v6 { &hosts[3..] } else { &hosts[..3] };
+        family[usize::from(i) % family.len()]
+    };
+    let (src, dst) = (pick(p.src / 2), pick(p.dst));
+    let sport = PORTS[usize::from(p.sport) % PORTS.len()];
+    let dport = PORTS[usize::from(p.dport) % PORTS.len()];
+    // Each direction of a 4-tuple has its own ISN, so `Near` numbers fall in one window.
+    let isn = |a: IpAddr, ap: u16, b: IpAddr, bp: u16| -> u32 {
+        let octets = |ip: IpAddr| match ip {
+            IpAddr::V4(v) => v.to_ipv6_mapped().octets(),
+            IpAddr::V6(v) => v.octets(),
+        };
+        let mut h = 0x811c_9dc5u32;
+        let ports = [ap.to_be_bytes(), bp.to_be_bytes()].concat();
+        for byte in octets(a).iter().chain(&octets(b)).chain(&ports) {
+            h = (h ^ u32::from(*byte)).wrapping_mul(0x0100_0193);
+        }
+        h
+    };
+    let resolve = |s: &SeqSel, base: u32| match *s {
+        SeqSel::Near(d) => base.wrapping_add(u32::from(d)),
+        SeqSel::Raw(v) => v,
+    };
+    let mut f = match &p.l4 {
+        L4Sel::Tcp { flags, seq, ack, len } => {
+            let flags = u16::from(*flags); // FIN SYN RST PSH ACK URG ECE CWR
+            let seq = resolve(seq, isn(src, sport, dst, dport));
+            let ack = resolve(ack, isn(dst, dport, src, sport));
+            let len = usize::from(*len % 1461);
+            let payload: Vec<u8> = (0..len)
+                .map(|i| seq.wrapping_add(i as u32).wrapping_mul(0x9e37_79b1) as u8)
+                .collect();
+            Frame::tcp(src, sport, dst, dport, flags, seq, ack).payload(&payload)
+        }
+        L4Sel::Udp { len } => {
+            Frame::udp(src, sport, dst, dport).payload(&vec![0xa5; usize::from(*len)])
+        }
+        L4Sel::Icmp { ty, code } => Frame::icmp(src, dst, *ty, *code, [0, 1, 0, 2]),
+        L4Sel::Other(proto) => Frame::raw(src, dst, *proto),
+    };
+    if let Some(v) = p.vlan {
+        f = f.vlan(u16::from(v % 4));
+    }
+    let mut bytes = f.build();
+    if let Some(cut) = p.cut {
+        bytes.truncate(usize::from(cut));
+    }
+    bytes
+}
+
+/// Follows every stream the driver reports: offsets must be contiguous from 0, each
+/// byte delivered or skipped once; a side's buffer peak never exceeds `max_buffer`.
+struct StreamCheck {
+    max_buffer: usize,
+    next: HashMap<(FiveTupleKey, FlowSide), u64>,
+    started: u64,
+    ended: u64,
+    covered: u64,
+}
+
+impl StreamCheck {
+    fn new(max_buffer: usize) -> Self {
+        StreamCheck { max_buffer, next: HashMap::new(), started: 0, ended: 0, covered: 0 }
+    }
+
+    fn advance(&mut self, key: FiveTupleKey, side: FlowSide, offset: u64, len: u64) {
+        let next = self.next.get_mut(&(key, side)).expect("stream event for a flow not started");
+        assert_eq!(offset, *next, "stream {side:?} of {key:?} skipped or repeated bytes");
+        *next += len;
+        self.covered += len;
+    }
+
+    fn on(&mut self, e: DriverEvent<'_, FiveTupleKey>) {
+        match e {
+            DriverEvent::Flow(FlowEvent::Started { key, .. }) => {
+                self.started += 1;
+                for side in [FlowSide::Initiator, FlowSide::Responder] {
+                    assert!(self.next.insert((key, side), 0).is_none(), "{key:?} started twice");
+                }
+            }
+            DriverEvent::Flow(FlowEvent::Ended { key, stats, .. }) => {
+                self.ended += 1;
+                for side in [FlowSide::Initiator, FlowSide::Responder] {
+                    assert!(self.next.remove(&(key, side)).is_some(), "{key:?} ended twice");
+                }
+                for s in [stats.initiator, stats.responder] {
+                    assert!(s.high_watermark_bytes as usize <= self.max_buffer, "{s:?}");
+                }
+            }
+            DriverEvent::Data { key, side, offset, bytes } => {
+                assert!(!bytes.is_empty());
+                self.advance(key, side, offset, bytes.len() as u64)
+            }
+            DriverEvent::Gap { key, side, offset, len } => {
+                assert!(len > 0);
+                self.advance(key, side, offset, len)
+            }
+            _ => {}
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// reassembly_oracle: segments of a known stream, checked byte for byte.
+
+#[derive(Arbitrary, Debug)]
+struct Script {
+    isn: u32,
+    /// Send the SYN first (the stream is anchored at its ISN + 1).
+    syn_first: bool,
+    len: u16,
+    max_buffer: u16,
+    last_wins: bool,
+    drop_flow: bool,
+    steps: Vec<Step>,
+}
+
+#[derive(Arbitrary, Debug)]
+enum Step {
+    /// Bytes `[start, start + len)` of the stream (clamped to it); FIN when it reaches
+    /// the end and `fin` is set.
+    Segment { start: u16, len: u16, fin: bool },
+    /// The peer acknowledges up to `upto` (clamped to the stream, plus 1 after a FIN).
+    Ack { upto: u16 },
+    /// A segment with a sequence number anywhere.
+    Wild { seq: u32, len: u8 },
+}
+
+/// Byte `i` of the oracle stream: position-dependent, so a misplaced byte shows.
+fn oracle(i: usize) -> u8 {
+    ((i as u32).wrapping_mul(0x9e37_79b1) >> 24) as u8 ^ (i as u8)
+}
+
+/// Follows one reassembled stream: offsets contiguous from 0, bytes equal to the
+/// oracle's.
+struct OracleCheck<'s> {
+    stream: &'s [u8],
+    /// Next offset expected.
+    next: u64,
+    /// Stream index of offset 0, once anchored.
+    base: Option<usize>,
+    /// A wild segment may have anchored or filled anywhere: bytes are not compared.
+    wild: bool,
+}
+
+impl OracleCheck<'_> {
+    fn on(&mut self, e: StreamEvent<'_>) {
+        match e {
+            StreamEvent::Data { offset, bytes } => {
+                assert_eq!(offset, self.next, "data out of order");
+                assert!(!bytes.is_empty());
+                if !self.wild {
+                    let at = self.base.expect("data before the anchor") + offset as usize;
+                    assert!(at + bytes.len() <= self.stream.len(), "data beyond the stream");
+                    assert_eq!(
+                        bytes,
+                        &self.stream[at..at + bytes.len()],
+                        "wrong bytes at offset {offset}"
+                    );
+                }
+                self.next += bytes.len() as u64;
+            }
+            StreamEvent::Gap { offset, len } => {
+                assert_eq!(offset, self.next, "gap out of order");
+                assert!(len > 0);
+                self.next += len;
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Feed a [`Reassembler`] segments of a known stream in an arbitrary order (overlapping,
+/// repeated, before the anchor, wildly out of window) and check every delivered byte
+/// against the stream, that offsets run contiguously, that the buffer never passes its
+/// cap, and that a stream whose bytes were all seen is delivered whole.
+pub fn reassembly_oracle(data: &[u8]) {
+    let mut u = Unstructured::new(data);
+    let Ok(script) = Script::arbitrary(&mut u) else { return };
+    let len = usize::from(script.len);
+    let stream: Vec<u8> = (0..len).map(oracle).collect();
+    let config = ReassemblyConfig::default()
+        .with_max_buffer(usize::from(script.max_buffer))
+        .with_overlap(if script.last_wins {
+            OverlapPolicy::LastWins
+        } else {
+            OverlapPolicy::FirstWins
+        })
+        .with_overflow(if script.drop_flow {
+            OverflowPolicy::DropFlow
+        } else {
+            OverflowPolicy::SlidingWindow
+        });
+    // Stream byte i travels with sequence number isn + 1 + i.
+    let seq_of = |i: usize| script.isn.wrapping_add(1).wrapping_add(i as u32);
+    let mut r = Reassembler::new();
+    let mut c = OracleCheck { stream: &stream, next: 0, base: None, wild: false };
+    let mut seen = vec![false; len]; // bytes handed over at or after the anchor
+    let mut overflowed = false;
+    let mut fin_sent = false;
+    let mut max_ack = 0usize; // stream index the peer acknowledged up to
+    let mut acked_early = false; // acknowledged bytes not seen yet
+    if script.syn_first {
+        c.base = Some(0);
+        let _ = r.segment(script.isn, true, false, &[], &config, &mut |e| c.on(e));
+    }
+    for step in script.steps.iter().take(2048) {
+        if overflowed {
+            break;
+        }
+        match *step {
+            Step::Segment { start, len: n, fin } => {
+                let start = usize::from(start).min(len);
+                let end = (start + usize::from(n)).min(len);
+                let fin = fin && end == len;
+                fin_sent |= fin;
+                let b = *c.base.get_or_insert(start);
+                for s in seen.iter_mut().take(end).skip(start.max(b)) {
+                    *s = true;
+                }
+                let payload = &stream[start..end];
+                let out = r.segment(seq_of(start), false, fin, payload, &config, &mut |e| c.on(e));
+                if out == Outcome::Overflow {
+                    assert!(script.drop_flow, "Overflow under SlidingWindow");
+                    overflowed = true;
+                }
+            }
+            Step::Ack { upto } => {
+                let upto = usize::from(upto).min(len + 1);
+                if let Some(b) = c.base.filter(|&b| upto > b) {
+                    max_ack = max_ack.max(upto);
+                    // Once the peer acknowledged the FIN, holes before it are skipped
+                    // right away, even if their bytes arrive later.
+                    acked_early |= seen[b..upto.min(len)].iter().any(|&s| !s);
+                }
+                r.ack(seq_of(upto), &mut |e| c.on(e));
+            }
+            Step::Wild { seq, len: n } => {
+                c.wild = true;
+                let junk = vec![0x5a; usize::from(n)];
+                if r.segment(seq, false, false, &junk, &config, &mut |e| c.on(e))
+                    == Outcome::Overflow
+                {
+                    overflowed = true;
+                }
+            }
+        }
+        assert!(r.buffered_bytes() <= config.max_buffer, "buffer past its cap");
+        assert_eq!(r.next_offset(), c.next);
+    }
+    r.finish(&mut |e| c.on(e));
+    let st = *r.stats();
+    assert_eq!(r.buffered_bytes(), 0);
+    assert!(st.high_watermark_bytes as usize <= config.max_buffer);
+    assert_eq!(st.delivered_bytes + st.missed_bytes, c.next);
+    // Every byte from the anchor to the furthest one seen was seen, nothing was dropped
+    // at a cap, and no acknowledgment or FIN pointed past what was seen: the stream came
+    // through whole.
+    let (Some(b), false) = (c.base, c.wild || overflowed) else { return };
+    let reached = seen.iter().rposition(|&s| s).map_or(b, |i| i + 1).max(b);
+    let complete = seen[b..reached].iter().all(|&s| s)
+        && (!fin_sent || reached == len)
+        && !acked_early
+        && (max_ack <= reached || (fin_sent && max_ack == len + 1));
+    if complete && st.cap_hits == 0 && st.dropped_ooo == 0 {
+        assert_eq!(st.missed_bytes, 0, "{st:?}");
+        assert_eq!(st.delivered_bytes as usize, reached - b, "{st:?}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Seeds.
+
+/// A small deterministic generator (xorshift64*), so seed corpora are reproducible.
+#[derive(Debug)]
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator from a nonzero seed.
+    pub fn new(seed: u64) -> Self {
+        Rng(seed | 1)
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// `n` random bytes.
+    pub fn bytes(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| self.next_u64() as u8).collect()
+    }
+}
+
+/// Frames of every kind the builder makes, for the link types it frames (Ethernet and
+/// those `Frame::link` supports).
+fn sample_frames() -> Vec<(LinkType, Vec<u8>)> {
+    use flowscope::packet::TcpFlags as F;
+    let a: IpAddr = "192.0.2.1".parse().expect("literal");
+    let b: IpAddr = "198.51.100.2".parse().expect("literal");
+    let a6: IpAddr = "2001:db8::1".parse().expect("literal");
+    let b6: IpAddr = "2001:db8::2".parse().expect("literal");
+    let frames = vec![
+        Frame::tcp(a, 40000, b, 80, F::SYN, 1000, 0).tcp_options(&[2, 4, 5, 180]),
+        Frame::tcp(b, 80, a, 40000, F::SYN | F::ACK, 5000, 1001),
+        Frame::tcp(a, 40000, b, 80, F::ACK | F::PSH, 1001, 5001).payload(b"GET / HTTP/1.0\r\n\r\n"),
+        Frame::tcp(a6, 40000, b6, 443, F::ACK, 7, 9).payload(b"hello").vlan(42),
+        Frame::tcp(a6, 40000, b6, 443, F::ACK, 7, 9)
+            .ipv6_ext(0, &[1, 4, 0, 0, 0, 0])
+            .ipv6_ext(60, &[1, 4, 0, 0, 0, 0]),
+        Frame::udp(a, 5353, b, 53).payload(b"\x12\x34\x01\x00\x00\x01"),
+        Frame::udp(a6, 5353, b6, 53).payload(b"q").vlan(1).vlan(2),
+        Frame::icmp(a, b, 8, 0, [0, 1, 0, 1]).payload(b"ping"),
+        Frame::icmp(a6, b6, 128, 0, [0, 1, 0, 1]),
+        Frame::raw(a, b, 132).payload(&[0, 80, 0, 80, 0, 0, 0, 0, 0, 0, 0, 0]),
+        Frame::tcp(a, 1, b, 2, F::ACK, 1, 1).mpls(100).mpls(200),
+        Frame::udp(a, 1, b, 2).payload(&[0; 64]).fragment(0, true, 77),
+        Frame::udp(a, 1, b, 2).payload(&[0; 64]).fragment(8, false, 77),
+        Frame::tcp(a, 1, b, 2, F::ACK, 1, 1).ipv4_options(&[1, 1, 1, 1]),
+    ];
+    let mut out: Vec<(LinkType, Vec<u8>)> = Vec::new();
+    for f in &frames {
+        out.push((LinkType::ETHERNET, f.build()));
+    }
+    for link in [LinkType::RAW, LinkType::LINUX_SLL, LinkType::LINUX_SLL2, LinkType::NULL] {
+        for f in frames.iter().take(4) {
+            out.push((link, f.clone().link(link).build()));
+        }
+    }
+    // Framings the builder does not make: the IP packet behind a hand-made header.
+    for f in frames.iter().take(4) {
+        let ip = f.clone().link(LinkType::RAW).build();
+        let v6 = ip.first().is_some_and(|b| b >> 4 == 6);
+        let af: u32 = if v6 { 24 } else { 2 };
+        let ppp: u16 = if v6 { 0x0057 } else { 0x0021 };
+        let mut lo = af.to_be_bytes().to_vec();
+        lo.extend_from_slice(&ip);
+        out.push((LinkType::LOOP, lo));
+        let mut hdlc = vec![0xff, 0x03];
+        hdlc.extend_from_slice(&ppp.to_be_bytes());
+        hdlc.extend_from_slice(&ip);
+        out.push((LinkType::PPP_HDLC, hdlc.clone()));
+        out.push((LinkType::PPP, hdlc));
+        out.push((if v6 { LinkType::IPV6 } else { LinkType::IPV4 }, ip));
+    }
+    out
+}
+
+/// The seed corpus of `target`: inputs the project builds, each a file of the corpus.
+pub fn seeds(target: &str) -> Vec<Vec<u8>> {
+    use flowscope::testkit::{demo_capture, write_pcap, NgInterface, PcapNgWriter};
+    let mut rng = Rng::new(0x5eed_0000 + target.len() as u64);
+    match target {
+        "pcap_reader" => {
+            let frames = sample_frames();
+            let ts = |i: usize| Timestamp::from_secs_micros(1_700_000_000 + i as u32, 0);
+            let mut out = vec![demo_capture()];
+            for link in [LinkType::ETHERNET, LinkType::RAW, LinkType::LINUX_SLL2] {
+                let pkts: Vec<(Timestamp, Vec<u8>)> = frames
+                    .iter()
+                    .filter(|(l, _)| *l == link)
+                    .enumerate()
+                    .map(|(i, (_, f))| (ts(i), f.clone()))
+                    .collect();
+                out.push(write_pcap(link, 65535, &pkts));
+                out.push(write_pcap(link, 60, &pkts)); // snapped records
+            }
+            for big_endian in [false, true] {
+                let mut w = PcapNgWriter::default();
+                w.section(big_endian);
+                w.interface(NgInterface {
+                    link: LinkType::ETHERNET,
+                    snaplen: 0,
+                    tsresol: Some(9),
+                    tsoffset: Some(10),
+                });
+                w.interface(NgInterface {
+                    link: LinkType::RAW,
+                    snaplen: 96,
+                    tsresol: None,
+                    tsoffset: None,
+                });
+                for (i, (link, f)) in frames.iter().enumerate().take(24) {
+                    let iface = u32::from(*link == LinkType::RAW);
+                    if *link == LinkType::ETHERNET || *link == LinkType::RAW {
+                        w.epb(iface, 1_700_000_000_000_000_000 + i as u64, f, f.len() as u32);
+                    }
+                }
+                w.other();
+                w.spb(&frames[0].1);
+                out.push(w.out);
+            }
+            out
+        }
+        "extract" => sample_frames()
+            .into_iter()
+            .map(|(link, f)| {
+                let sel = LINK_TYPES.iter().position(|l| *l == link).unwrap_or(0) as u8;
+                let mut v = vec![sel, 0];
+                v.extend_from_slice(&f);
+                v
+            })
+            .collect(),
+        // Structured targets: `arbitrary` reads any bytes, so random strings of a few
+        // lengths are seeds that decode into varied scripts.
+        "tracker_ops" | "reassembly_oracle" => [64, 256, 1024, 4096, 16384]
+            .iter()
+            .flat_map(|&n| [rng.bytes(n), rng.bytes(n)])
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The decoded form of a structured target's input (`tracker_ops`, `reassembly_oracle`),
+/// for reading a crash: `cargo run --bin explain -- <target> <file>`.
+pub fn explain(target: &str, data: &[u8]) -> String {
+    let mut u = Unstructured::new(data);
+    match target {
+        "tracker_ops" => {
+            let limits = Limits::arbitrary(&mut u);
+            let mut ops = Vec::new();
+            while !u.is_empty() && ops.len() < 1024 {
+                let Ok(op) = Op::arbitrary(&mut u) else { break };
+                ops.push(op);
+            }
+            format!("{limits:#?}\n{ops:#?}")
+        }
+        "reassembly_oracle" => format!("{:#?}", Script::arbitrary(&mut u)),
+        _ => format!("{} bytes (not a structured target)", data.len()),
+    }
+}
