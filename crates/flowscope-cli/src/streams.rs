@@ -16,11 +16,18 @@ use crate::run::{run, Event};
 /// least recently written is closed (and reopened for append if it gets more data).
 const MAX_OPEN: usize = 64;
 
+/// At most this many gaps are listed per side in the index; beyond it they are counted in
+/// `<side>_gaps_unlisted` (and their bytes still in `<side>_missed_bytes`). Without it, a
+/// flow that keeps skipping holes at the reassembly cap would grow a list without bound.
+const MAX_LISTED_GAPS: usize = 1000;
+
 #[derive(Default)]
 struct Side {
     /// The side's file name, set when its first bytes arrive (the file is created then).
     file: Option<String>,
     gaps: Vec<(u64, u64)>,
+    /// Gaps past `MAX_LISTED_GAPS`.
+    unlisted: u64,
     missed: u64,
 }
 
@@ -72,7 +79,11 @@ pub(crate) fn streams(opts: &TrackOpts, dir: &Path) -> Result<()> {
             Event::Gap { key, side, offset, len } => {
                 if let Some((_, sides)) = st.flows.get_mut(&key) {
                     let s = &mut sides[idx(side)];
-                    s.gaps.push((offset, len));
+                    if s.gaps.len() < MAX_LISTED_GAPS {
+                        s.gaps.push((offset, len));
+                    } else {
+                        s.unlisted += 1;
+                    }
                     s.missed += len;
                 }
             }
@@ -103,6 +114,9 @@ pub(crate) fn streams(opts: &TrackOpts, dir: &Path) -> Result<()> {
                                 write!(index, "{sep}[{o},{l}]")?;
                             }
                             write!(index, "]")?;
+                            if s.unlisted > 0 {
+                                write!(index, ",\"{name}_gaps_unlisted\":{}", s.unlisted)?;
+                            }
                         }
                         writeln!(index, "}}")?;
                     }

@@ -516,3 +516,41 @@ fn every_shared_capture_runs_through_every_command_without_a_panic() {
     // Three files are broken on purpose (bad version, bad pcapng block, absurd record).
     assert_eq!(failed, 3 * 3);
 }
+
+#[test]
+fn streams_index_lists_the_first_thousand_gaps_and_counts_the_rest() {
+    use flowscope::packet::LinkType;
+    use flowscope::testkit::{flags, write_pcap, Frame};
+    use flowscope::Timestamp;
+    let (c, s) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
+    let ts = |i: u32| Timestamp::from_secs_micros(1_700_000_000, i);
+    let mut pkts = vec![
+        (ts(0), Frame::tcp(c, 40000, s, 80, flags::SYN, 999, 0).build()),
+        (ts(1), Frame::tcp(s, 80, c, 40000, flags::SYN_ACK, 4999, 1000).build()),
+        (ts(2), Frame::tcp(c, 40000, s, 80, flags::ACK, 1000, 5000).build()),
+    ];
+    // 1,100 one-byte segments, each after a one-byte hole.
+    for i in 0..1100u32 {
+        let f = Frame::tcp(c, 40000, s, 80, flags::ACK, 1000 + 2 * i + 1, 5000).payload(b"x");
+        pkts.push((ts(3 + i), f.build()));
+    }
+    let dir = std::env::temp_dir().join(format!("flowscope-gaps-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let pcap = dir.join("holes.pcap");
+    std::fs::write(&pcap, write_pcap(LinkType::ETHERNET, 65535, &pkts)).unwrap();
+    let out_dir = dir.join("out");
+    let out = bin().args(["streams", "-q", "-d"]).arg(&out_dir).arg(&pcap).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let index = std::fs::read_to_string(out_dir.join("index.jsonl")).unwrap();
+    let entry: Value = serde_json::from_str(index.lines().next().unwrap()).unwrap();
+    assert_eq!(entry["orig_gaps"].as_array().unwrap().len(), 1000);
+    assert_eq!(entry["orig_gaps_unlisted"], 100);
+    assert_eq!(entry["orig_missed_bytes"], 1100);
+    assert!(entry.get("resp_gaps_unlisted").is_none());
+    assert_eq!(
+        std::fs::read(out_dir.join(entry["orig_file"].as_str().unwrap())).unwrap().len(),
+        1100
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
