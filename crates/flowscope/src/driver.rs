@@ -123,6 +123,9 @@ pub struct FlowDriver<E: FlowExtractor, S = ()> {
     // from the pool to a flow and back moves a pointer, never the ~340-byte state.
     #[allow(clippy::vec_box)]
     pool: Vec<Box<Streams>>,
+    /// Stream states ever allocated (live in flows or waiting in the pool); never more
+    /// than the most TCP flows live at once, so at most `max_flows`.
+    streams_allocated: usize,
     stats: DriverStats,
     obs: Obs,
 }
@@ -164,6 +167,7 @@ impl<E: FlowExtractor, S: 'static> FlowDriver<E, S> {
             global_cap,
             emit_anomalies: false,
             pool: Vec::new(),
+            streams_allocated: 0,
             stats: DriverStats::default(),
             obs: Obs::new(),
         }
@@ -190,6 +194,17 @@ impl<E: FlowExtractor, S> FlowDriver<E, S> {
     /// The driver's counters.
     pub fn stats(&self) -> &DriverStats {
         &self.stats
+    }
+
+    /// Bytes the driver holds: the flow table ([`FlowTracker::memory_bytes`]), one
+    /// reassembly state per TCP flow live at once (kept in a pool after the flow ends,
+    /// for the next one), and the out-of-order bytes buffered now. Out-of-order storage
+    /// is counted by the bytes it holds; its allocations add at most a small factor (see
+    /// docs/bounded-memory.md).
+    pub fn memory_bytes(&self) -> usize {
+        self.tracker.memory_bytes()
+            + self.streams_allocated * core::mem::size_of::<Streams>()
+            + self.stats.buffered_bytes as usize
     }
 
     /// The user state of a live flow.
@@ -254,7 +269,12 @@ impl<E: FlowExtractor, S> FlowDriver<E, S> {
     ) {
         let Some(key) = self.tracker.key(flow) else { return };
         let Some(state) = self.tracker.state_mut(flow) else { return };
-        let streams = state.streams.get_or_insert_with(|| self.pool.pop().unwrap_or_default());
+        let streams = state.streams.get_or_insert_with(|| {
+            self.pool.pop().unwrap_or_else(|| {
+                self.streams_allocated += 1;
+                Box::default()
+            })
+        });
         let (i, peer) = match side {
             FlowSide::Initiator => (0, 1),
             FlowSide::Responder => (1, 0),

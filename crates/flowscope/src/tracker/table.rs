@@ -99,11 +99,9 @@ impl<K: Copy + Eq + Hash, V> Table<K, V> {
 
     /// Bytes the table has allocated (index, slab, free list).
     pub(crate) fn allocated_bytes(&self) -> usize {
-        // hashbrown: one u32 plus one control byte per bucket, buckets a power of two
-        // at 7/8 load.
-        let buckets = self.index.capacity().saturating_mul(8) / 7;
-        let buckets = buckets.next_power_of_two();
-        buckets * (core::mem::size_of::<u32>() + 1)
+        // The index's own figure: its `capacity()` shrinks as deleted entries accumulate,
+        // though the allocation does not.
+        self.index.allocation_size()
             + self.slots.capacity() * core::mem::size_of::<Slot<K, V>>()
             + self.free.capacity() * core::mem::size_of::<u32>()
     }
