@@ -20,7 +20,7 @@ use crate::packet::{PacketView, Transport};
 use crate::reassembly::{Outcome, Reassembler, ReassemblyConfig, StreamEvent, StreamStats};
 use crate::time::Timestamp;
 use crate::tracker::{
-    Disposition, FlowId, FlowTracker, FlowTrackerConfig, OverflowPolicy, TrackerStats,
+    Disposition, FlowId, FlowSnapshot, FlowTracker, FlowTrackerConfig, OverflowPolicy, TrackerStats,
 };
 
 /// Everything the driver reports.
@@ -205,6 +205,23 @@ impl<E: FlowExtractor, S> FlowDriver<E, S> {
         self.tracker.memory_bytes()
             + self.streams_allocated * core::mem::size_of::<Streams>()
             + self.stats.buffered_bytes as usize
+    }
+
+    /// A live flow as it stands, with its streams' missed bytes and reassembly counters
+    /// so far (see [`FlowTracker::snapshot`]).
+    pub fn snapshot(&self, id: FlowId) -> Option<FlowSnapshot<E::Key>> {
+        let mut snap = self.tracker.snapshot(id)?;
+        if let Some(streams) = self.tracker.state(id).and_then(|s| s.streams.as_deref()) {
+            for (r, s) in streams.iter().zip([&mut snap.stats.initiator, &mut snap.stats.responder])
+            {
+                let rs = r.stats();
+                s.missed_bytes = rs.missed_bytes;
+                s.dropped_ooo = rs.dropped_ooo;
+                s.dropped_oversize_bytes = rs.dropped_oversize_bytes;
+                s.high_watermark_bytes = rs.high_watermark_bytes;
+            }
+        }
+        Some(snap)
     }
 
     /// The user state of a live flow.

@@ -253,3 +253,49 @@ fn rst_is_reported() {
     let ev = s.finish();
     assert!(ev.contains(&Ev::Rst(FlowSide::Responder)));
 }
+
+#[test]
+fn a_snapshot_is_what_the_end_would_report_so_far() {
+    use crate::packet::PacketView;
+    use crate::testkit::flags;
+    let (c, s) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
+    let mut d: FlowDriver<FiveTuple> =
+        FlowDriver::new(FiveTuple::new(), FlowTrackerConfig::default());
+    let frames = [
+        Frame::tcp(c, 40000, s, 80, flags::SYN, 99, 0),
+        Frame::tcp(s, 80, c, 40000, flags::SYN_ACK, 499, 100),
+        Frame::tcp(c, 40000, s, 80, flags::ACK, 100, 500).payload(b"abc"),
+        // A hole of 3 bytes, then 3 more: buffered, not yet missed.
+        Frame::tcp(c, 40000, s, 80, flags::ACK, 106, 500).payload(b"ghi"),
+    ];
+    let mut flow = None;
+    for (i, f) in frames.iter().enumerate() {
+        let bytes = f.build();
+        let view =
+            PacketView::new(Timestamp::from_secs_micros(100, i as u32), LinkType::ETHERNET, &bytes);
+        if let Disposition::Tracked { flow: id, .. } =
+            d.handle_packet(&view, &mut |_: DriverEvent<'_, _>| {})
+        {
+            flow = Some(id);
+        }
+    }
+    let snap = d.snapshot(flow.unwrap()).unwrap();
+    assert_eq!(snap.stats.initiator.packets, 3);
+    assert_eq!(snap.stats.responder.packets, 1);
+    assert_eq!(snap.stats.initiator.high_watermark_bytes, 3);
+    assert_eq!(snap.stats.initiator.missed_bytes, 0);
+    assert_eq!(snap.history.to_string(), "ShD");
+    let mut ended = None;
+    d.finish(&mut |e: DriverEvent<'_, _>| {
+        if let DriverEvent::Flow(FlowEvent::Ended { stats, conn_state, history, .. }) = e {
+            ended = Some((stats, conn_state, history));
+        }
+    });
+    let (stats, conn_state, history) = ended.unwrap();
+    assert_eq!(conn_state, snap.conn_state);
+    // Ending flushed the hole, which history records as a gap.
+    assert_eq!(history.to_string(), "ShDG");
+    assert_eq!(stats.initiator.packets, snap.stats.initiator.packets);
+    assert_eq!(stats.initiator.missed_bytes, 3);
+    assert!(d.snapshot(flow.unwrap()).is_none());
+}

@@ -43,7 +43,9 @@ pub use config::{
 };
 pub use tcp::EndpointState;
 
-use crate::event::{ConnState, EndReason, EventSink, FlowEvent, FlowSide, FlowStats, SideStats};
+use crate::event::{
+    ConnState, EndReason, EventSink, FlowEvent, FlowSide, FlowStats, History, SideStats,
+};
 use crate::extract::{Extracted, FlowExtractor, L4Proto, Orientation, Unmatched};
 use crate::packet::{PacketView, TcpFlags, Transport};
 use crate::time::Timestamp;
@@ -85,6 +87,26 @@ pub enum Disposition {
         /// Which side sent it.
         side: FlowSide,
     },
+}
+
+/// A live flow as it stands now: what its `Ended` event would say if it ended, without
+/// the end reason (for interim records of long flows).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FlowSnapshot<K> {
+    /// The flow key.
+    pub key: K,
+    /// Transport protocol.
+    pub l4: L4Proto,
+    /// Which key endpoint initiated the flow.
+    pub initiator: Orientation,
+    /// Counters so far (the reassembly fields are filled by
+    /// [`FlowDriver::snapshot`](crate::driver::FlowDriver::snapshot)).
+    pub stats: FlowStats,
+    /// Zeek's connection state so far.
+    pub conn_state: ConnState,
+    /// Zeek's history so far.
+    pub history: History,
 }
 
 /// Unmatched packets by reason.
@@ -432,6 +454,22 @@ impl<E: FlowExtractor, S> FlowTracker<E, S> {
         let slot = self.table.get(id.0)?;
         slot.value.state.as_ref()?;
         Some(slot.value.stats())
+    }
+
+    /// A live flow's key, counters, state and history as they stand; `None` for a slot
+    /// that holds no live flow.
+    pub fn snapshot(&self, id: FlowId) -> Option<FlowSnapshot<E::Key>> {
+        let slot = self.table.get(id.0)?;
+        let flow = &slot.value;
+        flow.state.as_ref()?;
+        Some(FlowSnapshot {
+            key: slot.key,
+            l4: flow.l4,
+            initiator: flow.initiator,
+            stats: flow.stats(),
+            conn_state: flow.conn_state(),
+            history: flow.hist.letters,
+        })
     }
 
     /// When the next flow would time out if no packet came first.
