@@ -8,9 +8,16 @@ use anyhow::{Context, Result};
 
 use crate::options::TrackOpts;
 use crate::record::{write_footer, write_header, write_record, Format};
-use crate::run::{run, Event};
+use crate::run::{run, Event, Source};
 
-pub(crate) fn flows(opts: &TrackOpts, format: Format, output: Option<&PathBuf>) -> Result<()> {
+/// Write one record per flow, in the order flows end (and interim records, with
+/// `--active-timeout`), to `output` or standard output.
+pub(crate) fn flows(
+    source: Source<'_>,
+    opts: &TrackOpts,
+    format: Format,
+    output: Option<&PathBuf>,
+) -> Result<()> {
     let mut out: BufWriter<Box<dyn Write>> = match output {
         Some(p) if p.as_os_str() != "-" => BufWriter::with_capacity(
             1 << 16,
@@ -22,18 +29,23 @@ pub(crate) fn flows(opts: &TrackOpts, format: Format, output: Option<&PathBuf>) 
     // is reproducible: the first record's start time (or the capture's first packet when
     // there are no records), written just before the first record.
     let mut header_written = false;
-    let summary = run(opts, |e| {
-        if let Event::Ended(rec, _) = e {
-            if !header_written {
-                write_header(&mut out, format, Some(rec.ts))?;
-                header_written = true;
-            }
-            write_record(&mut out, format, rec)?;
+    let interim = opts.active_timeout.is_some();
+    let summary = run(source, opts, |e| {
+        let rec = match e {
+            Event::Ended(rec, _) | Event::Interim(rec) => rec,
+            // Live capture: records reach the output within about a second.
+            Event::Tick => return Ok(out.flush()?),
+            _ => return Ok(()),
+        };
+        if !header_written {
+            write_header(&mut out, format, Some(rec.ts), interim)?;
+            header_written = true;
         }
+        write_record(&mut out, format, rec, interim)?;
         Ok(())
     })?;
     if !header_written {
-        write_header(&mut out, format, summary.read.first_ts)?;
+        write_header(&mut out, format, summary.read.first_ts, interim)?;
     }
     write_footer(&mut out, format, summary.read.last_ts)?;
     out.flush()?;

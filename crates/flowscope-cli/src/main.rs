@@ -4,6 +4,7 @@
 
 mod flows;
 mod input;
+mod live;
 mod metrics;
 mod options;
 mod packets;
@@ -17,6 +18,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+
+use run::Source;
 
 /// Exit codes, documented in `--help`.
 const EXIT_OK: u8 = 0;
@@ -40,6 +43,8 @@ enum Command {
     /// Write one record per flow (Zeek conn.log fields), in the order flows end.
     Flows {
         #[command(flatten)]
+        input: options::FileArgs,
+        #[command(flatten)]
         opts: options::TrackOpts,
         /// Output format.
         #[arg(short, long, value_enum, default_value_t = record::Format::Jsonl)]
@@ -51,6 +56,8 @@ enum Command {
     /// Write each TCP flow's reassembled payload, one file per side, and DIR/index.jsonl.
     Streams {
         #[command(flatten)]
+        input: options::FileArgs,
+        #[command(flatten)]
         opts: options::TrackOpts,
         /// Directory for the stream files and the index.
         #[arg(short, long, value_name = "DIR")]
@@ -60,7 +67,23 @@ enum Command {
     /// talkers, time span, processing speed.
     Stats {
         #[command(flatten)]
+        input: options::FileArgs,
+        #[command(flatten)]
         opts: options::TrackOpts,
+    },
+    /// Capture from a network interface and write flow records as flows end, until
+    /// SIGINT or SIGTERM (then every flow still live is ended and written).
+    Live {
+        #[command(flatten)]
+        live: live::LiveOpts,
+        #[command(flatten)]
+        opts: options::TrackOpts,
+        /// Output format.
+        #[arg(short, long, value_enum, default_value_t = record::Format::Jsonl)]
+        format: record::Format,
+        /// Output file (`-` for standard output, the default).
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
     },
     /// Print one line per packet: time, link type, lengths, and the flow key with the
     /// packet's direction, or why it has none.
@@ -85,9 +108,14 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Packets { files, quiet } => packets::run(&files, quiet),
-        Command::Flows { opts, format, output } => flows::flows(&opts, format, output.as_ref()),
-        Command::Streams { opts, dir } => streams::streams(&opts, &dir),
-        Command::Stats { opts } => stats::stats(&opts),
+        Command::Flows { input, opts, format, output } => {
+            flows::flows(Source::Files(&input.files), &opts, format, output.as_ref())
+        }
+        Command::Streams { input, opts, dir } => streams::streams(&input.files, &opts, &dir),
+        Command::Stats { input, opts } => stats::stats(&input.files, &opts),
+        Command::Live { live, opts, format, output } => {
+            live_flows(&live, &opts, format, output.as_ref())
+        }
     };
     match result {
         Ok(()) => ExitCode::from(EXIT_OK),
@@ -98,6 +126,25 @@ fn main() -> ExitCode {
             ExitCode::from(EXIT_ERROR)
         }
     }
+}
+
+/// `flowscope live`: SIGINT and SIGTERM stop the capture, and the flows still live are
+/// ended and written before exit; a second SIGINT exits at once.
+fn live_flows(
+    live: &live::LiveOpts,
+    opts: &options::TrackOpts,
+    format: record::Format,
+    output: Option<&PathBuf>,
+) -> anyhow::Result<()> {
+    use std::sync::atomic::AtomicBool;
+    use std::sync::Arc;
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        // Exit at once on a signal that arrives after the first.
+        signal_hook::flag::register_conditional_shutdown(signal, 1, Arc::clone(&stop))?;
+        signal_hook::flag::register(signal, Arc::clone(&stop))?;
+    }
+    flows::flows(Source::Live(live, &stop), opts, format, output)
 }
 
 /// A closed output pipe (`flowscope ... | head`) is a normal way to stop.

@@ -8,9 +8,6 @@ use flowscope::tracker::{FlowTrackerConfig, OverflowPolicy};
 
 #[derive(Debug, Args)]
 pub(crate) struct TrackOpts {
-    /// Capture files (pcap or pcapng), read in order as one capture.
-    #[arg(required = true)]
-    pub(crate) files: Vec<PathBuf>,
     /// Idle timeout of TCP flows past their handshake, in seconds.
     #[arg(long, value_name = "SECS", default_value_t = 300.0)]
     pub(crate) tcp_idle: f64,
@@ -36,6 +33,11 @@ pub(crate) struct TrackOpts {
     /// Make the outer VLAN id part of the flow key.
     #[arg(long)]
     pub(crate) vlan_in_key: bool,
+    /// Also write an interim record (interim: true, counters so far) for every flow
+    /// still live this many seconds after its start, and again every such interval,
+    /// when its next packet arrives. Adds the `interim` column to every record.
+    #[arg(long, value_name = "SECS")]
+    pub(crate) active_timeout: Option<f64>,
     /// Write the metric vocabulary in Prometheus text format to FILE at exit.
     #[arg(long, value_name = "FILE")]
     pub(crate) metrics: Option<PathBuf>,
@@ -52,7 +54,26 @@ pub(crate) enum Policy {
     DropFlow,
 }
 
+/// Capture files, for the commands that read them.
+#[derive(Debug, Args)]
+pub(crate) struct FileArgs {
+    /// Capture files (pcap or pcapng), read in order as one capture.
+    #[arg(required = true)]
+    pub(crate) files: Vec<PathBuf>,
+}
+
 impl TrackOpts {
+    /// `--active-timeout` as a duration, checked.
+    pub(crate) fn active_timeout(&self) -> anyhow::Result<Option<Duration>> {
+        match self.active_timeout {
+            None => Ok(None),
+            Some(s) if s.is_finite() && s > 0.0 => Ok(Some(Duration::from_secs_f64(s))),
+            Some(s) => Err(anyhow::anyhow!(
+                "--active-timeout must be a positive number of seconds, not {s}"
+            )),
+        }
+    }
+
     pub(crate) fn config(&self) -> anyhow::Result<FlowTrackerConfig> {
         let secs = |name: &str, s: f64| {
             if s.is_finite() && s > 0.0 {

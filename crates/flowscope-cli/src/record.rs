@@ -14,6 +14,8 @@ pub(crate) struct FlowMeta {
     pub(crate) ordinal: u64,
     /// Outer VLAN id of the first packet.
     pub(crate) vlan: Option<u16>,
+    /// With `--active-timeout`: when the flow's next interim record is due.
+    pub(crate) next_interim: Timestamp,
 }
 
 /// A conn.log record.
@@ -32,7 +34,8 @@ pub(crate) struct ConnRecord {
     key: FiveTupleKey,
     initiator: Orientation,
     pub(crate) vlan: Option<u16>,
-    pub(crate) end_reason: EndReason,
+    /// Why the flow ended; `None` for an interim record of a flow still live.
+    pub(crate) end_reason: Option<EndReason>,
 }
 
 impl ConnRecord {
@@ -44,7 +47,7 @@ impl ConnRecord {
         stats: FlowStats,
         conn_state: ConnState,
         history: History,
-        reason: EndReason,
+        reason: Option<EndReason>,
         meta: FlowMeta,
         uid_seed: u64,
     ) -> Self {
@@ -170,6 +173,10 @@ pub(crate) const FIELDS: [&str; 22] = [
     "end_reason",
 ];
 
+/// The column `--active-timeout` adds after the others: T for an interim record of a
+/// flow still live, F for the record of an ended flow.
+const INTERIM_FIELD: &str = "interim";
+
 const TYPES: [&str; 22] = [
     "time", "string", "addr", "port", "addr", "port", "enum", "interval", "count", "count",
     "string", "count", "string", "count", "count", "count", "count", "string", "count", "count",
@@ -181,9 +188,12 @@ pub(crate) fn write_header(
     out: &mut impl Write,
     format: Format,
     open: Option<Timestamp>,
+    interim_column: bool,
 ) -> io::Result<()> {
+    let (extra, extra_type) = if interim_column { ("\tinterim", "\tbool") } else { ("", "") };
     match format {
         Format::Jsonl => Ok(()),
+        Format::Csv if interim_column => writeln!(out, "{},{INTERIM_FIELD}", FIELDS.join(",")),
         Format::Csv => writeln!(out, "{}", FIELDS.join(",")),
         Format::Zeek => {
             writeln!(out, "#separator \\x09")?;
@@ -192,8 +202,8 @@ pub(crate) fn write_header(
             writeln!(out, "#unset_field\t-")?;
             writeln!(out, "#path\tconn")?;
             writeln!(out, "#open\t{}", zeek_time(open))?;
-            writeln!(out, "#fields\t{}", FIELDS.join("\t"))?;
-            writeln!(out, "#types\t{}", TYPES.join("\t"))
+            writeln!(out, "#fields\t{}{extra}", FIELDS.join("\t"))?;
+            writeln!(out, "#types\t{}{extra_type}", TYPES.join("\t"))
         }
     }
 }
@@ -234,7 +244,15 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 }
 
 /// Write one record.
-pub(crate) fn write_record(out: &mut impl Write, format: Format, r: &ConnRecord) -> io::Result<()> {
+///
+/// With `interim_column`, each record says whether it is an interim record (`interim`);
+/// an interim record has no `end_reason`.
+pub(crate) fn write_record(
+    out: &mut impl Write,
+    format: Format,
+    r: &ConnRecord,
+    interim_column: bool,
+) -> io::Result<()> {
     let (i, p) = (&r.stats.initiator, &r.stats.responder);
     let single = r.single();
     match format {
@@ -273,7 +291,13 @@ pub(crate) fn write_record(out: &mut impl Write, format: Format, r: &ConnRecord)
                 Some(v) => write!(out, ",\"vlan\":{v}")?,
                 None => write!(out, ",\"vlan\":null")?,
             }
-            writeln!(out, ",\"end_reason\":\"{}\"}}", r.end_reason.as_str())
+            if let Some(reason) = r.end_reason {
+                write!(out, ",\"end_reason\":\"{}\"", reason.as_str())?;
+            }
+            if interim_column {
+                write!(out, ",\"interim\":{}", r.end_reason.is_none())?;
+            }
+            writeln!(out, "}}")
         }
         Format::Zeek | Format::Csv => {
             // Written field by field straight into the buffered writer: no per-record
@@ -308,7 +332,18 @@ pub(crate) fn write_record(out: &mut impl Write, format: Format, r: &ConnRecord)
                 Some(v) => write!(out, "{v}{sep}")?,
                 None => write!(out, "{unset}{sep}")?,
             }
-            writeln!(out, "{}", r.end_reason.as_str())
+            match r.end_reason {
+                Some(reason) => write!(out, "{}", reason.as_str())?,
+                None => write!(out, "{unset}")?,
+            }
+            if interim_column {
+                let interim = r.end_reason.is_none();
+                match format {
+                    Format::Zeek => write!(out, "{sep}{}", if interim { "T" } else { "F" })?,
+                    _ => write!(out, "{sep}{interim}")?,
+                }
+            }
+            writeln!(out)
         }
     }
 }

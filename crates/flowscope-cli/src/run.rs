@@ -1,16 +1,31 @@
-//! The tracking loop the `flows`, `streams` and `stats` commands share.
+//! The tracking loop the `flows`, `streams`, `stats` and `live` commands share.
+
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
 
 use anyhow::Result;
-use flowscope::driver::{DriverEvent, FlowDriver};
+use flowscope::driver::{DriverEvent, DriverSink, FlowDriver};
 use flowscope::event::{AnomalyKind, FlowEvent, FlowSide};
 use flowscope::extract::{FiveTuple, FiveTupleKey};
-use flowscope::packet;
-use flowscope::tracker::{Disposition, TrackerStats};
+use flowscope::packet::{self, PacketView};
+use flowscope::tracker::{Disposition, FlowId, TrackerStats};
+use flowscope::Timestamp;
 
 use crate::input::{for_each_packet, Progress, ReadTotals};
-use crate::metrics::MetricsFile;
+use crate::live::{capture, LiveInput, LiveOpts};
+use crate::metrics::Metrics;
 use crate::options::TrackOpts;
 use crate::record::{ConnRecord, FlowMeta};
+
+/// Where packets come from.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Source<'a> {
+    /// Capture files, read in order as one capture.
+    Files(&'a [PathBuf]),
+    /// A live interface, until `stop` is set.
+    Live(&'a LiveOpts, &'a AtomicBool),
+}
 
 /// What the commands receive.
 pub(crate) enum Event<'a> {
@@ -18,12 +33,16 @@ pub(crate) enum Event<'a> {
     Started { key: FiveTupleKey, ordinal: u64 },
     /// A flow ended.
     Ended(&'a ConnRecord, FiveTupleKey),
+    /// A live flow's interim record (`--active-timeout`).
+    Interim(&'a ConnRecord),
     /// In-order stream bytes.
     Data { key: FiveTupleKey, side: FlowSide, bytes: &'a [u8] },
     /// Skipped stream bytes.
     Gap { key: FiveTupleKey, side: FlowSide, offset: u64, len: u64 },
     /// An anomaly.
     Anomaly(AnomalyKind),
+    /// Live capture: a second (or so) has passed; a good time to flush outputs.
+    Tick,
 }
 
 /// What a run saw.
@@ -33,36 +52,37 @@ pub(crate) struct Summary {
     pub(crate) tracker: TrackerStats,
 }
 
-/// Run the driver over the inputs; `handle` gets every event, in order.
-pub(crate) fn run(
-    opts: &TrackOpts,
-    mut handle: impl FnMut(Event<'_>) -> Result<()>,
-) -> Result<Summary> {
-    let config = opts.config()?;
-    // Metrics handles bind at construction, so the recorder goes in first.
-    let metrics = opts.metrics.as_deref().map(MetricsFile::install).transpose()?;
-    // Flows are numbered in creation order; the number seeds the flow's uid.
-    let mut next_ordinal = 0u64;
-    let extractor = FiveTuple::new().with_vlan_in_key(opts.vlan_in_key);
-    let mut driver: FlowDriver<FiveTuple, FlowMeta> =
-        FlowDriver::with_state(extractor, config, move |_| {
-            let ordinal = next_ordinal;
-            next_ordinal += 1;
-            FlowMeta { ordinal, vlan: None }
-        })
-        .with_emit_anomalies(true);
-    let uid_seed = 0x666c_6f77_7363_6f70; // fixed: uids are deterministic per input
-    let mut started = 0u64;
-    let mut error: Option<anyhow::Error> = None;
-    let mut sink = |e: DriverEvent<'_, FiveTupleKey, FlowMeta>| {
-        if error.is_some() {
-            return;
+/// Fixed: uids are deterministic for the same input.
+const UID_SEED: u64 = 0x666c_6f77_7363_6f70;
+
+/// Turns driver events into the commands' events and keeps the first error `handle`
+/// returns (the driver's sinks cannot fail).
+struct Emit<H> {
+    handle: H,
+    /// The error to report; taken by whoever reports it.
+    error: Option<anyhow::Error>,
+    /// After the first error, `handle` is not called again.
+    failed: bool,
+    started: u64,
+}
+
+impl<H: FnMut(Event<'_>) -> Result<()>> Emit<H> {
+    fn send(&mut self, ev: Event<'_>) {
+        if !self.failed {
+            if let Err(e) = (self.handle)(ev) {
+                self.failed = true;
+                self.error = Some(e);
+            }
         }
-        let rec;
-        let ev = match e {
+    }
+}
+
+impl<H: FnMut(Event<'_>) -> Result<()>> DriverSink<FiveTupleKey, FlowMeta> for Emit<H> {
+    fn event(&mut self, e: DriverEvent<'_, FiveTupleKey, FlowMeta>) {
+        match e {
             DriverEvent::Flow(FlowEvent::Started { key, .. }) => {
-                started += 1;
-                Event::Started { key, ordinal: started - 1 }
+                self.started += 1;
+                self.send(Event::Started { key, ordinal: self.started - 1 });
             }
             DriverEvent::Flow(FlowEvent::Ended {
                 key,
@@ -75,40 +95,147 @@ pub(crate) fn run(
                 state,
                 ..
             }) => {
-                rec = ConnRecord::new(
-                    key, initiator, l4, stats, conn_state, history, reason, state, uid_seed,
+                let rec = ConnRecord::new(
+                    key,
+                    initiator,
+                    l4,
+                    stats,
+                    conn_state,
+                    history,
+                    Some(reason),
+                    state,
+                    UID_SEED,
                 );
-                Event::Ended(&rec, key)
+                self.send(Event::Ended(&rec, key));
             }
-            DriverEvent::Flow(FlowEvent::Anomaly { kind, .. }) => Event::Anomaly(kind),
-            DriverEvent::Data { key, side, bytes, .. } => Event::Data { key, side, bytes },
-            DriverEvent::Gap { key, side, offset, len } => Event::Gap { key, side, offset, len },
-            _ => return,
-        };
-        if let Err(err) = handle(ev) {
-            error = Some(err);
+            DriverEvent::Flow(FlowEvent::Anomaly { kind, .. }) => self.send(Event::Anomaly(kind)),
+            DriverEvent::Data { key, side, bytes, .. } => {
+                self.send(Event::Data { key, side, bytes })
+            }
+            DriverEvent::Gap { key, side, offset, len } => {
+                self.send(Event::Gap { key, side, offset, len })
+            }
+            _ => {}
         }
+    }
+}
+
+/// The driver and where its events go.
+struct Tracking<H> {
+    driver: FlowDriver<FiveTuple, FlowMeta>,
+    emit: Emit<H>,
+    active_timeout: Option<Duration>,
+}
+
+impl<H: FnMut(Event<'_>) -> Result<()>> Tracking<H> {
+    fn packet(&mut self, view: &PacketView<'_>) -> Result<()> {
+        let disposition = self.driver.handle_packet(view, &mut self.emit);
+        if let Disposition::Tracked { flow, created, .. } = disposition {
+            if created {
+                let every = self.active_timeout.unwrap_or(Duration::ZERO);
+                if let Some(meta) = self.driver.state_mut(flow) {
+                    // The VLAN a flow was first seen on (decoded again once per flow).
+                    meta.vlan = packet::decode(view).ok().and_then(|h| h.vlan.outer());
+                    meta.next_interim = view.ts.saturating_add(every);
+                }
+            } else if let Some(every) = self.active_timeout {
+                self.interim(flow, view.ts, every);
+            }
+        }
+        self.emit.error.take().map_or(Ok(()), Err)
+    }
+
+    /// Write a flow's interim record if one is due at `now`, and set when the next is.
+    fn interim(&mut self, flow: FlowId, now: Timestamp, every: Duration) {
+        let Some(meta) = self.driver.state_mut(flow) else { return };
+        if now < meta.next_interim {
+            return;
+        }
+        // The next one is due at the first interval boundary after `now` (a flow quiet
+        // for several intervals gets one record, not one per interval missed).
+        let step = every.as_nanos().max(1) as u64;
+        let behind = now.as_nanos() - meta.next_interim.as_nanos();
+        meta.next_interim = Timestamp::from_nanos(
+            meta.next_interim.as_nanos().saturating_add((behind / step + 1).saturating_mul(step)),
+        );
+        let meta = *meta;
+        if let Some(s) = self.driver.snapshot(flow) {
+            let rec = ConnRecord::new(
+                s.key,
+                s.initiator,
+                s.l4,
+                s.stats,
+                s.conn_state,
+                s.history,
+                None,
+                meta,
+                UID_SEED,
+            );
+            self.emit.send(Event::Interim(&rec));
+        }
+    }
+
+    fn tick(&mut self, now: Timestamp) -> Result<()> {
+        self.driver.advance(now, &mut self.emit);
+        self.emit.send(Event::Tick);
+        self.emit.error.take().map_or(Ok(()), Err)
+    }
+}
+
+/// Run the driver over the source; `handle` gets every event, in order.
+pub(crate) fn run(
+    source: Source<'_>,
+    opts: &TrackOpts,
+    handle: impl FnMut(Event<'_>) -> Result<()>,
+) -> Result<Summary> {
+    let config = opts.config()?;
+    let active_timeout = opts.active_timeout()?;
+    // Metrics handles bind at construction, so the recorder goes in first.
+    let listen = match source {
+        Source::Live(live, _) => live.metrics_listen,
+        Source::Files(_) => None,
     };
-    let read = for_each_packet(&opts.files, opts.quiet, Progress::Allowed, |p| {
-        let view = p.view();
-        if let Disposition::Tracked { flow, created: true, .. } =
-            driver.handle_packet(&view, &mut sink)
-        {
-            // The VLAN a flow was first seen on (decoded again once per flow).
-            if let (Some(meta), Ok(h)) = (driver.state_mut(flow), packet::decode(&view)) {
-                meta.vlan = h.vlan.outer();
-            }
+    let metrics =
+        (opts.metrics.is_some() || listen.is_some()).then(Metrics::install).transpose()?;
+    if let (Some(m), Some(addr)) = (&metrics, listen) {
+        m.serve(addr)?;
+    }
+    // Flows are numbered in creation order; the number seeds the flow's uid.
+    let mut next_ordinal = 0u64;
+    let extractor = FiveTuple::new().with_vlan_in_key(opts.vlan_in_key);
+    let driver = FlowDriver::with_state(extractor, config, move |_| {
+        let ordinal = next_ordinal;
+        next_ordinal += 1;
+        FlowMeta { ordinal, vlan: None, next_interim: Timestamp::ZERO }
+    })
+    .with_emit_anomalies(true);
+    let mut t = Tracking {
+        driver,
+        emit: Emit { handle, error: None, failed: false, started: 0 },
+        active_timeout,
+    };
+    let read = match source {
+        Source::Files(files) => {
+            for_each_packet(files, opts.quiet, Progress::Allowed, |p| t.packet(&p.view()))
         }
-        Ok(())
-    });
+        Source::Live(live, stop) => capture(live, stop, |input| match input {
+            LiveInput::Packet(view) => t.packet(&view),
+            LiveInput::Tick(now) => {
+                if let Some(m) = &metrics {
+                    m.upkeep();
+                }
+                t.tick(now)
+            }
+        }),
+    };
     // Even when reading failed, the flows seen so far are reported before the error.
-    driver.finish(&mut sink);
-    if let Some(e) = error {
+    t.driver.finish(&mut t.emit);
+    if let Some(e) = t.emit.error.take() {
         return Err(e);
     }
     let read = read?;
-    if let Some(m) = metrics {
-        m.write()?;
+    if let (Some(m), Some(path)) = (&metrics, &opts.metrics) {
+        m.write(path)?;
     }
-    Ok(Summary { read, tracker: *driver.tracker_stats() })
+    Ok(Summary { read, tracker: *t.driver.tracker_stats() })
 }

@@ -5,12 +5,14 @@ use std::io::{self, Write};
 use std::net::IpAddr;
 use std::time::Instant;
 
+use std::path::PathBuf;
+
 use anyhow::Result;
 
 use crate::options::TrackOpts;
-use crate::run::{run, Event};
+use crate::run::{run, Event, Source};
 
-pub(crate) fn stats(opts: &TrackOpts) -> Result<()> {
+pub(crate) fn stats(files: &[PathBuf], opts: &TrackOpts) -> Result<()> {
     let started = Instant::now();
     let mut by_proto: BTreeMap<&'static str, u64> = BTreeMap::new();
     let mut by_reason: BTreeMap<&'static str, u64> = BTreeMap::new();
@@ -18,12 +20,12 @@ pub(crate) fn stats(opts: &TrackOpts) -> Result<()> {
     let mut anomalies: BTreeMap<&'static str, u64> = BTreeMap::new();
     let mut talkers: HashMap<IpAddr, u64> = HashMap::new();
     let (mut flows, mut flow_bytes, mut flow_packets, mut missed) = (0u64, 0u64, 0u64, 0u64);
-    let summary = run(opts, |e| {
+    let summary = run(Source::Files(files), opts, |e| {
         match e {
             Event::Ended(r, _) => {
                 flows += 1;
                 *by_proto.entry(r.proto).or_default() += 1;
-                *by_reason.entry(r.end_reason.as_str()).or_default() += 1;
+                *by_reason.entry(r.end_reason.map_or("-", |e| e.as_str())).or_default() += 1;
                 *by_state.entry(r.conn_state.as_str()).or_default() += 1;
                 let (i, p) = (&r.stats.initiator, &r.stats.responder);
                 flow_bytes += i.l2_bytes + p.l2_bytes;

@@ -3,14 +3,14 @@
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use flowscope::event::FlowSide;
 use flowscope::extract::FiveTupleKey;
 
 use crate::options::TrackOpts;
-use crate::run::{run, Event};
+use crate::run::{run, Event, Source};
 
 /// At most this many stream files are open at once, whatever the number of flows; the
 /// least recently written is closed (and reopened for append if it gets more data).
@@ -45,7 +45,7 @@ struct Open {
     tick: u64,
 }
 
-pub(crate) fn streams(opts: &TrackOpts, dir: &Path) -> Result<()> {
+pub(crate) fn streams(files: &[PathBuf], opts: &TrackOpts, dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create", dir.display()))?;
     let index_path = dir.join("index.jsonl");
     let mut index = BufWriter::new(
@@ -53,7 +53,7 @@ pub(crate) fn streams(opts: &TrackOpts, dir: &Path) -> Result<()> {
             .with_context(|| format!("{}: cannot create", index_path.display()))?,
     );
     let mut st = Open { flows: HashMap::new(), files: Vec::new(), tick: 0 };
-    run(opts, |e| {
+    run(Source::Files(files), opts, |e| {
         match e {
             Event::Started { key, ordinal } => {
                 st.flows.insert(key, (ordinal, [Side::default(), Side::default()]));
@@ -122,7 +122,7 @@ pub(crate) fn streams(opts: &TrackOpts, dir: &Path) -> Result<()> {
                     }
                 }
             }
-            Event::Anomaly(_) => {}
+            Event::Anomaly(_) | Event::Interim(_) | Event::Tick => {}
         }
         Ok(())
     })?;

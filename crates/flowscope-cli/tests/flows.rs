@@ -554,3 +554,75 @@ fn streams_index_lists_the_first_thousand_gaps_and_counts_the_rest() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn active_timeout_writes_interim_records_of_long_flows() {
+    use flowscope::packet::LinkType;
+    use flowscope::testkit::{write_pcap, Frame};
+    use flowscope::Timestamp;
+    let (c, s) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
+    // A UDP flow with one 10-byte datagram a second for 100 s (t = 0..99), answered
+    // every other second, and a short flow that never reaches the interval.
+    let mut pkts = Vec::new();
+    for i in 0..100u32 {
+        let ts = Timestamp::from_secs_micros(1_700_000_000 + i, 0);
+        pkts.push((ts, Frame::udp(c, 5000, s, 53).payload(&[7; 10]).build()));
+        if i % 2 == 0 {
+            pkts.push((ts, Frame::udp(s, 53, c, 5000).payload(&[8; 20]).build()));
+        }
+        if i < 3 {
+            pkts.push((ts, Frame::udp(c, 6000, s, 123).payload(&[9; 4]).build()));
+        }
+    }
+    let dir = std::env::temp_dir().join(format!("flowscope-interim-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let pcap = dir.join("long.pcap");
+    std::fs::write(&pcap, write_pcap(LinkType::ETHERNET, 65535, &pkts)).unwrap();
+    let recs = flows(std::slice::from_ref(&pcap), &["--active-timeout", "10", "--udp-idle", "600"]);
+    let long: Vec<&Value> = recs.iter().filter(|r| r["id.orig_p"] == 5000).collect();
+    // Due at t = 10, 20, ..., 90: nine interim records, then the final one.
+    assert_eq!(long.len(), 10, "{long:#?}");
+    let (interim, last) = long.split_at(9);
+    let mut prev = (0, 0);
+    for (k, r) in interim.iter().enumerate() {
+        assert_eq!(r["interim"], true);
+        assert!(r.get("end_reason").is_none(), "{r}");
+        assert_eq!(r["uid"], last[0]["uid"], "interim records carry the flow's uid");
+        // Counters so far, up to and including the packet that made the record due
+        // (the request at t = 10(k+1), before that second's answer).
+        let (o, p) = (u(r, "orig_pkts"), u(r, "resp_pkts"));
+        assert_eq!(o, 10 * (k as u64 + 1) + 1, "{r}");
+        assert_eq!(p, 5 * (k as u64 + 1), "{r}");
+        assert_eq!(u(r, "orig_bytes"), 10 * o);
+        assert!(o > prev.0 && p > prev.1, "counters are monotonic");
+        prev = (o, p);
+    }
+    let f = last[0];
+    assert_eq!(f["interim"], false);
+    assert_eq!(f["end_reason"], "idle");
+    // The final record's counters are the whole flow: each interval's packets summed.
+    assert_eq!((u(f, "orig_pkts"), u(f, "resp_pkts")), (100, 50));
+    assert_eq!((u(f, "orig_bytes"), u(f, "resp_bytes")), (1000, 1000));
+    // The short flow has only its final record.
+    let short: Vec<&Value> = recs.iter().filter(|r| r["id.orig_p"] == 6000).collect();
+    assert_eq!(short.len(), 1);
+    assert_eq!(short[0]["interim"], false);
+    // Without the option the records have no interim field.
+    let plain = flows(std::slice::from_ref(&pcap), &["--udp-idle", "600"]);
+    assert_eq!(plain.len(), 2);
+    assert!(plain.iter().all(|r| r.get("interim").is_none()));
+    // Zeek's TSV gets the column, typed bool, T for interim.
+    let out = bin()
+        .args(["flows", "-q", "-f", "zeek", "--active-timeout", "10"])
+        .arg(&pcap)
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text
+        .lines()
+        .any(|l| l.starts_with("#fields\t") && l.ends_with("\tend_reason\tinterim")));
+    assert!(text.lines().any(|l| l.starts_with("#types\t") && l.ends_with("\tstring\tbool")));
+    assert_eq!(text.lines().filter(|l| l.ends_with("\t-\tT")).count(), 9);
+    assert_eq!(text.lines().filter(|l| l.ends_with("\tidle\tF")).count(), 2);
+    let _ = std::fs::remove_dir_all(&dir);
+}
