@@ -30,24 +30,29 @@ pub(crate) fn flows(
     // there are no records), written just before the first record.
     let mut header_written = false;
     let interim = opts.active_timeout.is_some();
+    let name = match output {
+        Some(p) if p.as_os_str() != "-" => p.display().to_string(),
+        _ => "standard output".to_string(),
+    };
+    let cannot_write = || format!("{name}: cannot write");
     let summary = run(source, opts, |e| {
         let rec = match e {
             Event::Ended(rec, _) | Event::Interim(rec) => rec,
             // Live capture: records reach the output within about a second.
-            Event::Tick => return Ok(out.flush()?),
+            Event::Tick => return out.flush().with_context(cannot_write),
             _ => return Ok(()),
         };
         if !header_written {
-            write_header(&mut out, format, Some(rec.ts), interim)?;
+            write_header(&mut out, format, Some(rec.ts), interim).with_context(cannot_write)?;
             header_written = true;
         }
-        write_record(&mut out, format, rec, interim)?;
-        Ok(())
+        write_record(&mut out, format, rec, interim).with_context(cannot_write)
     })?;
     if !header_written {
-        write_header(&mut out, format, summary.read.first_ts, interim)?;
+        write_header(&mut out, format, summary.read.first_ts, interim)
+            .with_context(cannot_write)?;
     }
-    write_footer(&mut out, format, summary.read.last_ts)?;
-    out.flush()?;
+    write_footer(&mut out, format, summary.read.last_ts).with_context(cannot_write)?;
+    out.flush().with_context(cannot_write)?;
     Ok(())
 }

@@ -123,3 +123,21 @@ fn broken_pipe_exits_0() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(out.stderr.is_empty(), "{}", text(&out.stderr));
 }
+
+#[test]
+fn a_full_disk_is_a_one_line_error_naming_the_output() {
+    if !std::path::Path::new("/dev/full").exists() {
+        eprintln!("SKIPPED: no /dev/full on this system");
+        return;
+    }
+    let out = run(&[
+        "flows".as_ref(),
+        root().join("samples/demo.pcap").as_os_str(),
+        "-o".as_ref(),
+        "/dev/full".as_ref(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("/dev/full: cannot write: No space left on device"), "{err}");
+}
