@@ -94,8 +94,12 @@ type Streams = [Reassembler; 2];
 #[derive(Debug, Default)]
 pub struct FlowState<S> {
     user: S,
-    // Taken from the pool on the flow's first TCP segment; returned when it ends.
+    // Taken from the pool when the flow first has something to reassemble (payload, a
+    // FIN, an acknowledgment of unseen data); returned when it ends.
     streams: Option<Box<Streams>>,
+    // Until then, where each side's stream starts (the sequence number of its first
+    // data byte), from its SYN or its first segment: all the streams would have learned.
+    anchors: [Option<u32>; 2],
 }
 
 /// Counters the driver keeps on top of the tracker's.
@@ -162,6 +166,7 @@ impl<E: FlowExtractor, S: 'static> FlowDriver<E, S> {
             tracker: FlowTracker::with_state(extractor, config, move |k| FlowState {
                 user: new_state(k),
                 streams: None,
+                anchors: [None; 2],
             }),
             reassembly,
             global_cap,
@@ -286,16 +291,51 @@ impl<E: FlowExtractor, S> FlowDriver<E, S> {
     ) {
         let Some(key) = self.tracker.key(flow) else { return };
         let Some(state) = self.tracker.state_mut(flow) else { return };
-        let streams = state.streams.get_or_insert_with(|| {
-            self.pool.pop().unwrap_or_else(|| {
-                self.streams_allocated += 1;
-                Box::default()
-            })
-        });
         let (i, peer) = match side {
-            FlowSide::Initiator => (0, 1),
+            FlowSide::Initiator => (0usize, 1usize),
             FlowSide::Responder => (1, 0),
         };
+        if state.streams.is_none() {
+            // Most TCP flows that never carry payload (scans, refused and unanswered
+            // connections, SYN floods) need no stream state at all: remember where the
+            // streams would start and stop there. A SYN flood of 2M sources costs 297
+            // bytes per flow this way instead of 641 (tests/floods.rs).
+            let data_seq = tcp.seq.wrapping_add(u32::from(tcp.flags.syn()));
+            let anchor = &mut state.anchors[i];
+            if anchor.is_none() || tcp.flags.syn() {
+                *anchor = Some(data_seq);
+            }
+            // An acknowledgment of exactly the peer's start acknowledges nothing.
+            let acks_data =
+                tcp.flags.ack() && state.anchors[peer].is_some_and(|start| tcp.ack != start);
+            if payload.is_empty() && !tcp.flags.fin() && !acks_data {
+                if tcp.flags.rst() {
+                    sink.event(DriverEvent::Rst { key, side });
+                }
+                return;
+            }
+        }
+        let anchors = state.anchors;
+        let streams = state.streams.get_or_insert_with(|| {
+            let mut s = self.pool.pop().unwrap_or_else(|| {
+                self.streams_allocated += 1;
+                Box::default()
+            });
+            // Replay the anchors: an empty SYN-flagged segment one before each start.
+            for (r, a) in s.iter_mut().zip(anchors) {
+                if let Some(start) = a {
+                    r.segment(
+                        start.wrapping_sub(1),
+                        true,
+                        false,
+                        &[],
+                        &self.reassembly,
+                        &mut |_| {},
+                    );
+                }
+            }
+            s
+        });
         let mut changes = [StreamChange::default(); 2];
         // The acknowledgment first: it may close holes in the peer's stream.
         if tcp.flags.ack() {

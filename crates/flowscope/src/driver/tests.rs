@@ -299,3 +299,43 @@ fn a_snapshot_is_what_the_end_would_report_so_far() {
     assert_eq!(stats.initiator.missed_bytes, 3);
     assert!(d.snapshot(flow.unwrap()).is_none());
 }
+
+#[test]
+fn flows_without_payload_take_no_stream_state_and_lose_nothing_by_it() {
+    use crate::packet::PacketView;
+    use crate::testkit::flags;
+    let (c, s) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
+    let run = |frames: &[Frame]| {
+        let mut d: FlowDriver<FiveTuple> =
+            FlowDriver::new(FiveTuple::new(), FlowTrackerConfig::default());
+        let mut ended = None;
+        let mut sink = |e: DriverEvent<'_, _>| {
+            if let DriverEvent::Flow(FlowEvent::Ended { stats, .. }) = e {
+                ended = Some(stats);
+            }
+        };
+        for (i, f) in frames.iter().enumerate() {
+            let bytes = f.build();
+            let ts = Timestamp::from_secs_micros(100, i as u32);
+            d.handle_packet(&PacketView::new(ts, LinkType::ETHERNET, &bytes), &mut sink);
+        }
+        let held = d.memory_bytes() - d.tracker().memory_bytes();
+        d.finish(&mut sink);
+        (held, ended.unwrap())
+    };
+    let handshake = [
+        Frame::tcp(c, 40000, s, 80, flags::SYN, 99, 0),
+        Frame::tcp(s, 80, c, 40000, flags::SYN_ACK, 499, 100),
+        Frame::tcp(c, 40000, s, 80, flags::ACK, 100, 500),
+        Frame::tcp(c, 40000, s, 80, flags::RST, 100, 0),
+    ];
+    let (held, _) = run(&handshake);
+    assert_eq!(held, 0, "a handshake and a reset need no stream state");
+    // A pure ACK of 100 server bytes the capture never held: that is missed data.
+    let mut lost = handshake[..3].to_vec();
+    lost.push(Frame::tcp(c, 40000, s, 80, flags::ACK, 100, 600));
+    let (held, stats) = run(&lost);
+    assert!(held > 0);
+    assert_eq!(stats.responder.missed_bytes, 100);
+    assert_eq!(stats.initiator.missed_bytes, 0);
+}
