@@ -253,16 +253,8 @@ pub fn tracker_ops(data: &[u8]) {
         )
         .with_attempt_idle(Duration::from_secs(u64::from(limits.attempt_idle) + 1))
         .with_linger(Duration::from_secs(u64::from(limits.linger)))
-        .with_overflow_policy(if limits.drop_flow {
-            OverflowPolicy::DropFlow
-        } else {
-            OverflowPolicy::SlidingWindow
-        })
-        .with_overlap_policy(if limits.last_wins {
-            OverlapPolicy::LastWins
-        } else {
-            OverlapPolicy::FirstWins
-        });
+        .with_overflow_policy(overflow(limits.drop_flow))
+        .with_overlap_policy(overlap(limits.last_wins));
     let extractor = FiveTuple::default().with_vlan_in_key(limits.vlan_in_key);
     let mut driver: FlowDriver<FiveTuple> =
         FlowDriver::new(extractor, config).with_emit_anomalies(true);
@@ -307,6 +299,22 @@ pub fn tracker_ops(data: &[u8]) {
     assert!(streams.next.is_empty(), "streams left open: {:?}", streams.next.len());
     let d = driver.stats();
     assert_eq!(d.delivered_bytes + d.missed_bytes, streams.covered);
+}
+
+fn overflow(drop_flow: bool) -> OverflowPolicy {
+    if drop_flow {
+        OverflowPolicy::DropFlow
+    } else {
+        OverflowPolicy::SlidingWindow
+    }
+}
+
+fn overlap(last_wins: bool) -> OverlapPolicy {
+    if last_wins {
+        OverlapPolicy::LastWins
+    } else {
+        OverlapPolicy::FirstWins
+    }
 }
 
 fn build(hosts: &[IpAddr], p: &Pkt) -> Vec<u8> {
@@ -496,16 +504,8 @@ pub fn reassembly_oracle(data: &[u8]) {
     let stream: Vec<u8> = (0..len).map(oracle).collect();
     let config = ReassemblyConfig::default()
         .with_max_buffer(usize::from(script.max_buffer))
-        .with_overlap(if script.last_wins {
-            OverlapPolicy::LastWins
-        } else {
-            OverlapPolicy::FirstWins
-        })
-        .with_overflow(if script.drop_flow {
-            OverflowPolicy::DropFlow
-        } else {
-            OverflowPolicy::SlidingWindow
-        });
+        .with_overlap(overlap(script.last_wins))
+        .with_overflow(overflow(script.drop_flow));
     // Stream byte i travels with sequence number isn + 1 + i.
     let seq_of = |i: usize| script.isn.wrapping_add(1).wrapping_add(i as u32);
     let mut r = Reassembler::new();

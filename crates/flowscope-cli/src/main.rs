@@ -46,12 +46,8 @@ enum Command {
         input: options::FileArgs,
         #[command(flatten)]
         opts: options::TrackOpts,
-        /// Output format.
-        #[arg(short, long, value_enum, default_value_t = record::Format::Jsonl)]
-        format: record::Format,
-        /// Output file (`-` for standard output, the default).
-        #[arg(short, long, value_name = "FILE")]
-        output: Option<PathBuf>,
+        #[command(flatten)]
+        out: options::OutputArgs,
     },
     /// Write each TCP flow's reassembled payload, one file per side, and DIR/index.jsonl.
     Streams {
@@ -78,12 +74,8 @@ enum Command {
         live: live::LiveOpts,
         #[command(flatten)]
         opts: options::TrackOpts,
-        /// Output format.
-        #[arg(short, long, value_enum, default_value_t = record::Format::Jsonl)]
-        format: record::Format,
-        /// Output file (`-` for standard output, the default).
-        #[arg(short, long, value_name = "FILE")]
-        output: Option<PathBuf>,
+        #[command(flatten)]
+        out: options::OutputArgs,
     },
     /// Print one line per packet: time, link type, lengths, and the flow key with the
     /// packet's direction, or why it has none.
@@ -108,13 +100,13 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Packets { files, quiet } => packets::run(&files, quiet),
-        Command::Flows { input, opts, format, output } => {
-            flows::flows(Source::Files(&input.files), &opts, format, output.as_ref())
+        Command::Flows { input, opts, out } => {
+            flows::flows(Source::Files(&input.files), &opts, out.format, out.output.as_ref())
         }
         Command::Streams { input, opts, dir } => streams::streams(&input.files, &opts, &dir),
         Command::Stats { input, opts } => stats::stats(&input.files, &opts),
-        Command::Live { live, opts, format, output } => {
-            live_flows(&live, &opts, format, output.as_ref())
+        Command::Live { live, opts, out } => {
+            live_flows(&live, &opts, out.format, out.output.as_ref())
         }
     };
     match result {

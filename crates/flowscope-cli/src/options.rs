@@ -54,6 +54,17 @@ pub(crate) enum Policy {
     DropFlow,
 }
 
+/// Where and how flow records are written (`flows`, `live`).
+#[derive(Debug, Args)]
+pub(crate) struct OutputArgs {
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = crate::record::Format::Jsonl)]
+    pub(crate) format: crate::record::Format,
+    /// Output file (`-` for standard output, the default).
+    #[arg(short, long, value_name = "FILE")]
+    pub(crate) output: Option<PathBuf>,
+}
+
 /// Capture files, for the commands that read them.
 #[derive(Debug, Args)]
 pub(crate) struct FileArgs {

@@ -15,7 +15,6 @@ use std::cell::Cell;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
-use std::time::Duration;
 
 use flowscope::driver::{DriverEvent, FlowDriver};
 use flowscope::event::{EndReason, FlowEvent};
@@ -196,6 +195,26 @@ fn syn_flood_from_spoofed_sources_keeps_the_table_at_its_cap() {
     );
 }
 
+/// A driver with the given caps and `flows` connections from 10.0.0.1 (ports from
+/// `first_port`) to 10.0.0.2:80, each past its handshake.
+fn connected(
+    flows: u16,
+    first_port: u16,
+    max_buffer: usize,
+    global: usize,
+    policy: OverflowPolicy,
+) -> FlowDriver<FiveTuple> {
+    let config = FlowTrackerConfig::default()
+        .with_max_buffer(max_buffer)
+        .with_max_reassembly_memory(global)
+        .with_overflow_policy(policy);
+    let mut driver = FlowDriver::new(FiveTuple::default(), config);
+    for f in 0..flows {
+        handshake(&mut driver, v4("10.0.0.1"), first_port + f, v4("10.0.0.2"));
+    }
+    driver
+}
+
 /// One connection's handshake, so both sides are anchored.
 fn handshake(driver: &mut FlowDriver<FiveTuple>, client: IpAddr, port: u16, server: IpAddr) {
     let mut sink = |_: DriverEvent<'_, FiveTupleKey>| {};
@@ -217,15 +236,8 @@ fn one_byte_segments_above_a_hole_stay_under_both_caps() {
     const GLOBAL: usize = 1 << 20;
     const SEGMENTS: u32 = 4_000;
     for policy in [OverflowPolicy::SlidingWindow, OverflowPolicy::DropFlow] {
-        let config = FlowTrackerConfig::default()
-            .with_max_buffer(MAX_BUFFER)
-            .with_max_reassembly_memory(GLOBAL)
-            .with_overflow_policy(policy);
-        let mut driver: FlowDriver<FiveTuple> = FlowDriver::new(FiveTuple::default(), config);
+        let mut driver = connected(FLOWS, 20_000, MAX_BUFFER, GLOBAL, policy);
         let (client, server) = (v4("10.0.0.1"), v4("10.0.0.2"));
-        for f in 0..FLOWS {
-            handshake(&mut driver, client, 20_000 + f, server);
-        }
         let heap = Heap::start();
         let ended = Ends::default();
         let mut sink = count_events(&ended);
@@ -287,16 +299,8 @@ fn many_flows_filling_their_buffers_meet_the_global_cap() {
     const MSS: usize = 1460;
     let payload = vec![0x42u8; MSS];
     for policy in [OverflowPolicy::SlidingWindow, OverflowPolicy::DropFlow] {
-        let config = FlowTrackerConfig::default()
-            .with_max_buffer(MAX_BUFFER)
-            .with_max_reassembly_memory(GLOBAL)
-            .with_overflow_policy(policy)
-            .with_idle(Duration::from_secs(300), Duration::from_secs(60), Duration::from_secs(30));
-        let mut driver: FlowDriver<FiveTuple> = FlowDriver::new(FiveTuple::default(), config);
+        let mut driver = connected(FLOWS, 30_000, MAX_BUFFER, GLOBAL, policy);
         let (client, server) = (v4("10.0.0.1"), v4("10.0.0.2"));
-        for f in 0..FLOWS {
-            handshake(&mut driver, client, 30_000 + f, server);
-        }
         let heap = Heap::start();
         let ended = Ends::default();
         let mut sink = count_events(&ended);
