@@ -264,3 +264,15 @@ fn live_test_client() {
         assert_eq!(&buf[..n], PONG);
     }
 }
+
+#[test]
+fn a_missing_interface_is_a_one_line_error() {
+    let out = Command::new(env!("CARGO_BIN_EXE_flowscope"))
+        .args(["live", "-i", "flowscope-none0", "-o", "/dev/null"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.starts_with("flowscope: live capture on flowscope-none0: "), "{err}");
+}
