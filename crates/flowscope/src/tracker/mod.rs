@@ -25,9 +25,11 @@
 //!
 //! One hash lookup per packet; expiry and eviction take the heads of a handful of
 //! intrusive lists ordered by last activity (one per timeout class), so they are O(1)
-//! per flow ended and nothing ever scans the table. The table and slab are sized from
-//! [`FlowTrackerConfig::max_flows`] up front: no allocation per packet in steady state
-//! (a counting-allocator test holds this).
+//! per flow ended and nothing ever scans the table. The slab's room for
+//! [`FlowTrackerConfig::max_flows`] entries is reserved up front; the hash index starts
+//! small and grows with the flows to about twice the most live at once, so it fits
+//! the traffic rather than the cap: no allocation per packet in steady state (a
+//! counting-allocator test holds this).
 
 mod config;
 mod table;
