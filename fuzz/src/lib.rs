@@ -20,7 +20,7 @@ use flowscope::extract::{
 use flowscope::packet::{self, LinkType, PacketView, Transport};
 use flowscope::pcap::PcapReader;
 use flowscope::reassembly::{Outcome, Reassembler, ReassemblyConfig, StreamEvent};
-use flowscope::testkit::Frame;
+use flowscope::testkit::{Frame, Rng};
 use flowscope::tracker::{FlowTrackerConfig, OverflowPolicy, OverlapPolicy};
 use flowscope::Timestamp;
 
@@ -585,30 +585,6 @@ pub fn reassembly_oracle(data: &[u8]) {
 
 // ---------------------------------------------------------------------------------------
 // Seeds.
-
-/// A small deterministic generator (xorshift64*), so seed corpora are reproducible.
-#[derive(Debug)]
-pub struct Rng(u64);
-
-impl Rng {
-    /// A generator from a nonzero seed.
-    pub fn new(seed: u64) -> Self {
-        Rng(seed | 1)
-    }
-
-    /// The next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    /// `n` random bytes.
-    pub fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| self.next_u64() as u8).collect()
-    }
-}
 
 /// Frames of every kind the builder makes, for the link types it frames (Ethernet and
 /// those `Frame::link` supports).

@@ -27,7 +27,7 @@ use flowscope::event::{FlowEvent, FlowSide};
 use flowscope::extract::{FiveTuple, FiveTupleKey};
 use flowscope::packet::{LinkType, PacketView, TcpFlags};
 use flowscope::pcap::PcapReader;
-use flowscope::testkit::{flags, Frame};
+use flowscope::testkit::{flags, Frame, Rng};
 use flowscope::tracker::{FlowTracker, FlowTrackerConfig};
 use flowscope::Timestamp;
 
@@ -210,23 +210,11 @@ fn compare(p: &Packets) {
     report("driver", p, o, u);
 }
 
-/// A small deterministic generator (xorshift64*).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-}
-
 /// TCP connections whose segments are lightly reordered, and every stream side sent.
 fn reordered_capture(flows: u32) -> (Packets, Vec<Vec<u8>>) {
     const SEGMENTS: usize = 16;
     const MSS: usize = 1000;
-    let mut rng = Rng(0x0c0f_fee0_5eed_0001);
+    let mut rng = Rng::new(0x0c0f_fee0_5eed_0001);
     let mut p = Packets {
         name: "generated, light reordering".into(),
         data: Vec::new(),
@@ -240,7 +228,7 @@ fn reordered_capture(flows: u32) -> (Packets, Vec<Vec<u8>>) {
         let c = IpAddr::from([10, 1, (f >> 8) as u8, f as u8]);
         let s = IpAddr::from([10, 2, 0, 1]);
         let port = 10_000 + (f % 50_000) as u16;
-        let (ci, si) = (rng.next() as u32, rng.next() as u32);
+        let (ci, si) = (rng.next_u64() as u32, rng.next_u64() as u32);
         frames.clear();
         frames.push(Frame::tcp(c, port, s, 80, flags::SYN, ci, 0).build());
         frames.push(Frame::tcp(s, 80, c, port, flags::SYN_ACK, si, ci.wrapping_add(1)).build());
@@ -248,7 +236,7 @@ fn reordered_capture(flows: u32) -> (Packets, Vec<Vec<u8>>) {
             Frame::tcp(c, port, s, 80, flags::ACK, ci.wrapping_add(1), si.wrapping_add(1)).build(),
         );
         let mut side = |from_client: bool, frames: &mut Vec<Vec<u8>>, rng: &mut Rng| {
-            let stream: Vec<u8> = (0..SEGMENTS * MSS).map(|_| rng.next() as u8).collect();
+            let stream: Vec<u8> = (0..SEGMENTS * MSS).map(|_| rng.next_u64() as u8).collect();
             let mut segs: Vec<Vec<u8>> = stream
                 .chunks(MSS)
                 .enumerate()
@@ -278,15 +266,7 @@ fn reordered_capture(flows: u32) -> (Packets, Vec<Vec<u8>>) {
                     f.payload(chunk).build()
                 })
                 .collect();
-            let mut i = 0;
-            while i + 1 < segs.len() {
-                if rng.next().is_multiple_of(8) {
-                    segs.swap(i, i + 1);
-                    i += 2;
-                } else {
-                    i += 1;
-                }
-            }
+            rng.swap_neighbours(&mut segs, 8);
             frames.extend(segs);
             sent.push(stream);
         };

@@ -18,23 +18,7 @@ use std::io::{BufWriter, Write};
 use std::net::IpAddr;
 
 use flowscope::packet::TcpFlags;
-use flowscope::testkit::{flags, Frame};
-
-/// xorshift64*: deterministic, so the file is the same for the same arguments.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
+use flowscope::testkit::{flags, Frame, Rng};
 
 /// The frames of flow number `n`, in wire order, about `per_flow` of them.
 fn flow(n: u64, per_flow: u64, rng: &mut Rng) -> VecDeque<Vec<u8>> {
@@ -58,7 +42,7 @@ fn flow(n: u64, per_flow: u64, rng: &mut Rng) -> VecDeque<Vec<u8>> {
     match rng.below(100) {
         0..=69 => {
             let dport = [80u16, 443, 22, 8080][(n % 4) as usize];
-            let (ci, si) = (rng.next() as u32, rng.next() as u32);
+            let (ci, si) = (rng.next_u64() as u32, rng.next_u64() as u32);
             let data = per_flow.saturating_sub(6).max(2);
             let (mut cs, mut ss) = (ci.wrapping_add(1), si.wrapping_add(1));
             out.push_back(Frame::tcp(c, sport, s, dport, flags::SYN, ci, 0).build());
@@ -79,15 +63,7 @@ fn flow(n: u64, per_flow: u64, rng: &mut Rng) -> VecDeque<Vec<u8>> {
                 };
                 segs.push(f.payload(&body).build());
             }
-            let mut i = 0;
-            while i + 1 < segs.len() {
-                if rng.below(16) == 0 {
-                    segs.swap(i, i + 1);
-                    i += 2;
-                } else {
-                    i += 1;
-                }
-            }
+            rng.swap_neighbours(&mut segs, 16);
             out.extend(segs);
             let fin = TcpFlags::FIN | flags::ACK;
             out.push_back(Frame::tcp(c, sport, s, dport, fin, cs, ss).build());
@@ -138,7 +114,7 @@ fn main() -> std::io::Result<()> {
     let flows: u64 = args.next().map_or(100_000, |a| a.parse().expect("FLOWS")).max(1);
     let per_flow = (packets / flows).max(2);
     let live = flows.min(10_000) as usize;
-    let mut rng = Rng(0x1a26_e5ee_d000_0001);
+    let mut rng = Rng::new(0x1a26_e5ee_d000_0001);
     let mut out = BufWriter::with_capacity(1 << 20, File::create(&path)?);
     // Classic pcap, little-endian, microseconds, Ethernet.
     out.write_all(&0xa1b2_c3d4u32.to_le_bytes())?;

@@ -570,6 +570,51 @@ impl PcapNgWriter {
     }
 }
 
+/// A small deterministic random generator (xorshift64*) for generated workloads and
+/// seeds: the same seed gives the same sequence on every platform. Not for anything
+/// that needs unpredictability.
+#[derive(Clone, Debug)]
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator from `seed` (any value; zero is nudged to one).
+    pub fn new(seed: u64) -> Self {
+        Rng(seed | 1)
+    }
+
+    /// The next 64 bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// A number below `n` (`n > 0`; slightly biased for huge `n`, which is fine here).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n.max(1)
+    }
+
+    /// `n` random bytes.
+    pub fn bytes(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| self.next_u64() as u8).collect()
+    }
+
+    /// Light reordering: swap about one item in `one_in` with its successor, never
+    /// moving an item twice (so nothing travels more than one place).
+    pub fn swap_neighbours<T>(&mut self, items: &mut [T], one_in: u64) {
+        let mut i = 0;
+        while i + 1 < items.len() {
+            if self.below(one_in) == 0 {
+                items.swap(i, i + 1);
+                i += 2;
+            } else {
+                i += 1;
+            }
+        }
+    }
+}
+
 /// The demo capture shipped as `samples/demo.pcap`: a small, varied, fully synthetic
 /// session built with this module (so its provenance is this project). It holds an HTTP
 /// exchange over IPv4 with a full handshake and FIN close, a refused connection (SYN then
