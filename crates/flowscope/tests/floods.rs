@@ -65,16 +65,19 @@ static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 /// Heap measurements around one scenario.
 struct Heap {
     before: usize,
-    rss_reset: bool,
+    /// Resident set size when the peak was reset, if the OS lets us reset it.
+    rss_before: Option<usize>,
 }
 
 impl Heap {
     fn start() -> Heap {
+        // Linux: writing 5 to clear_refs resets the peak RSS (VmHWM) to the current RSS.
+        // Done first, so its own allocations are not counted as the scenario's.
+        let rss_reset = std::fs::write("/proc/self/clear_refs", "5").is_ok();
+        let rss_before = if rss_reset { status_bytes("VmRSS:") } else { None };
         let before = LIVE.load(Ordering::Relaxed);
         PEAK.store(before, Ordering::Relaxed);
-        // Linux: writing 5 to clear_refs resets the peak RSS (VmHWM) to the current RSS.
-        let rss_reset = std::fs::write("/proc/self/clear_refs", "5").is_ok();
-        Heap { before, rss_reset }
+        Heap { before, rss_before }
     }
 
     /// Peak heap growth since `start`, in bytes.
@@ -82,19 +85,18 @@ impl Heap {
         PEAK.load(Ordering::Relaxed).saturating_sub(self.before)
     }
 
-    /// Peak RSS minus current RSS at `start` (an upper bound on growth), when the OS
-    /// reports it.
-    fn peak_rss(&self) -> Option<usize> {
-        if !self.rss_reset {
-            return None;
-        }
-        let status = std::fs::read_to_string("/proc/self/status").ok()?;
-        let kib = |name: &str| -> Option<usize> {
-            let line = status.lines().find(|l| l.starts_with(name))?;
-            line.split_whitespace().nth(1)?.parse().ok()
-        };
-        Some(kib("VmHWM:")? * 1024)
+    /// Peak RSS since `start` minus the RSS then: how much the OS saw the process grow,
+    /// when it reports it.
+    fn peak_rss_growth(&self) -> Option<usize> {
+        Some(status_bytes("VmHWM:")?.saturating_sub(self.rss_before?))
     }
+}
+
+/// A `kB` line of /proc/self/status, in bytes.
+fn status_bytes(name: &str) -> Option<usize> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with(name))?;
+    Some(line.split_whitespace().nth(1)?.parse::<usize>().ok()? * 1024)
 }
 
 fn v4(s: &str) -> IpAddr {
@@ -191,13 +193,18 @@ fn syn_flood_from_spoofed_sources_keeps_the_table_at_its_cap() {
         peak <= accounted + accounted / 8,
         "heap peak {peak} B, driver's account {accounted} B"
     );
+    // The OS agrees too, where it says: resident memory grew by the account plus
+    // allocator and page slack, not by anything per source.
+    if let Some(rss) = heap.peak_rss_growth() {
+        assert!(rss <= accounted + (8 << 20), "peak RSS grew {rss} B, account {accounted} B");
+    }
     let steady = steady.expect("the flood filled the table").peak_growth();
     assert!(steady <= 64 << 10, "at the cap the heap still grew {steady} bytes");
     eprintln!(
         "SYN flood: {SOURCES} sources, {MAX_FLOWS} flows, driver {accounted} B ({per_flow} \
          B/flow, of which the table {table_per_flow}), heap peak {peak} B, growth under churn \
-         at the cap {steady} B, peak RSS {:?}",
-        heap.peak_rss()
+         at the cap {steady} B, peak RSS growth {:?}",
+        heap.peak_rss_growth()
     );
 }
 
@@ -287,11 +294,14 @@ fn one_byte_segments_above_a_hole_stay_under_both_caps() {
         // bytes; the pools of range storage are small and bounded.
         let bound = usize::from(FLOWS) * (MAX_RANGES * 256 + (64 << 10));
         assert!(growth <= bound, "{policy:?}: heap grew {growth} bytes, bound {bound}");
+        if let Some(rss) = heap.peak_rss_growth() {
+            assert!(rss <= bound, "{policy:?}: peak RSS grew {rss} bytes, bound {bound}");
+        }
         eprintln!(
             "1-byte flood ({policy:?}): {FLOWS} flows x {SEGMENTS} segments, buffered peak \
-             {} B accounted, heap peak growth {growth} B, peak RSS {:?}",
+             {} B accounted, heap peak growth {growth} B, peak RSS growth {:?}",
             d.buffered_high_watermark,
-            heap.peak_rss()
+            heap.peak_rss_growth()
         );
     }
 }
@@ -348,14 +358,17 @@ fn many_flows_filling_their_buffers_meet_the_global_cap() {
         }
         // Buffers hold at most twice their bytes (growth by doubling), plus bookkeeping.
         assert!(growth <= 2 * GLOBAL + (1 << 20), "{policy:?}: heap grew {growth} bytes");
+        if let Some(rss) = heap.peak_rss_growth() {
+            assert!(rss <= 2 * GLOBAL + (4 << 20), "{policy:?}: peak RSS grew {rss} bytes");
+        }
         driver.finish(&mut sink);
         assert_eq!(driver.stats().buffered_bytes, 0);
         eprintln!(
             "global cap ({policy:?}): {FLOWS} flows, buffered peak {} B of {GLOBAL}, \
-             {} flows ended at the cap, heap peak growth {growth} B, peak RSS {:?}",
+             {} flows ended at the cap, heap peak growth {growth} B, peak RSS growth {:?}",
             d.buffered_high_watermark,
             d.overflow_aborts,
-            heap.peak_rss()
+            heap.peak_rss_growth()
         );
     }
 }
