@@ -48,7 +48,18 @@ pub trait FlowExtractor {
     type Key: Copy + Eq + Hash + fmt::Debug;
 
     /// Decode and key one packet.
-    fn extract(&self, packet: &PacketView<'_>) -> Result<Extracted<Self::Key>, Unmatched>;
+    fn extract(&self, packet: &PacketView<'_>) -> Result<Extracted<Self::Key>, Unmatched> {
+        self.extract_headers(packet.frame, packet::decode(packet)?)
+    }
+
+    /// Key headers decoded already from `frame`: a tunnelled packet's, from
+    /// [`decode_encapsulated`](crate::packet::decode_encapsulated), or the frame's own
+    /// (which is what [`extract`](Self::extract) does).
+    fn extract_headers(
+        &self,
+        frame: &[u8],
+        headers: Headers,
+    ) -> Result<Extracted<Self::Key>, Unmatched>;
 }
 
 /// Which way a packet went relative to its key's canonical order.
@@ -185,10 +196,9 @@ impl fmt::Display for Unmatched {
     }
 }
 
-/// Decode and require IP with a readable transport (or an opaque protocol).
+/// Require IP with a readable transport (or an opaque protocol).
 #[inline(always)]
-fn decode_ip(packet: &PacketView<'_>) -> Result<Headers, Unmatched> {
-    let h = packet::decode(packet)?;
+fn require_ip(h: Headers) -> Result<Headers, Unmatched> {
     match h.ip {
         None => Err(Unmatched::NotIp { ethertype: h.ethertype }),
         Some(ip) if ip.fragment.is_some() && h.transport == Transport::None => {
@@ -227,7 +237,16 @@ impl FlowExtractor for FiveTuple {
 
     #[inline]
     fn extract(&self, packet: &PacketView<'_>) -> Result<Extracted<FiveTupleKey>, Unmatched> {
-        let headers = decode_ip(packet)?;
+        self.extract_headers(packet.frame, packet::decode(packet)?)
+    }
+
+    #[inline(always)]
+    fn extract_headers(
+        &self,
+        _frame: &[u8],
+        headers: Headers,
+    ) -> Result<Extracted<FiveTupleKey>, Unmatched> {
+        let headers = require_ip(headers)?;
         let Some(ip) = headers.ip else {
             return Err(Unmatched::NotIp { ethertype: headers.ethertype });
         };
@@ -266,9 +285,12 @@ impl FlowExtractor for IpPair {
     type Key = IpPairKey;
 
     #[inline]
-    fn extract(&self, packet: &PacketView<'_>) -> Result<Extracted<IpPairKey>, Unmatched> {
+    fn extract_headers(
+        &self,
+        _frame: &[u8],
+        headers: Headers,
+    ) -> Result<Extracted<IpPairKey>, Unmatched> {
         // Fragments all belong to the same address pair, so none is unmatched here.
-        let headers = packet::decode(packet)?;
         let Some(ip) = headers.ip else {
             return Err(Unmatched::NotIp { ethertype: headers.ethertype });
         };
@@ -289,9 +311,12 @@ impl FlowExtractor for MacPair {
     type Key = MacPairKey;
 
     #[inline]
-    fn extract(&self, packet: &PacketView<'_>) -> Result<Extracted<MacPairKey>, Unmatched> {
-        let headers = packet::decode(packet)?;
-        let Some(mac) = headers.mac(packet.frame) else {
+    fn extract_headers(
+        &self,
+        frame: &[u8],
+        headers: Headers,
+    ) -> Result<Extracted<MacPairKey>, Unmatched> {
+        let Some(mac) = headers.mac(frame) else {
             return Err(Unmatched::NoMacAddress);
         };
         let vlan = if self.vlan_in_key { headers.vlan.outer().unwrap_or(0) } else { 0 };

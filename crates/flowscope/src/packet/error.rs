@@ -26,6 +26,8 @@ pub enum Layer {
     Sctp,
     /// TCP header.
     Tcp,
+    /// A tunnel header (GRE, ERSPAN, VXLAN, Geneve, GTP-U, Teredo, AYIYA, IP in IP).
+    Tunnel,
     /// UDP header.
     Udp,
     /// An 802.1Q / 802.1ad tag.
@@ -45,6 +47,7 @@ impl Layer {
             Layer::Pppoe => "pppoe",
             Layer::Sctp => "sctp",
             Layer::Tcp => "tcp",
+            Layer::Tunnel => "tunnel",
             Layer::Udp => "udp",
             Layer::Vlan => "vlan",
         }
@@ -87,6 +90,9 @@ pub enum DecodeErrorKind {
     TooManyExtHeaders,
     /// The link type is not one this decoder reads (LINKTYPE number).
     UnsupportedLinkType(u32),
+    /// A tunnel names a payload protocol it cannot carry or this decoder does not read
+    /// (the protocol type found).
+    UnknownProtocol(u16),
 }
 
 /// A decode failure: the layer and what was wrong there.
@@ -141,6 +147,9 @@ impl fmt::Display for DecodeError {
             DecodeErrorKind::TooManyMplsLabels => write!(f, "{layer}: label stack too deep"),
             DecodeErrorKind::TooManyExtHeaders => {
                 write!(f, "{layer}: too many extension headers")
+            }
+            DecodeErrorKind::UnknownProtocol(p) => {
+                write!(f, "{layer}: unknown payload protocol {p:#06x}")
             }
             DecodeErrorKind::UnsupportedLinkType(lt) => {
                 write!(f, "{layer}: unsupported link type {lt}")

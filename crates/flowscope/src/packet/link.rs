@@ -104,7 +104,7 @@ pub(super) fn decode_link(
 
 /// Follow EtherTypes through VLAN tags, MPLS and PPPoE until IP or something else.
 #[inline(always)]
-fn ethertype_chain(
+pub(super) fn ethertype_chain(
     frame: &[u8],
     mut ethertype: u16,
     mut off: usize,
@@ -150,7 +150,7 @@ fn ethertype_chain(
 
 /// Pop an MPLS label stack; what follows the bottom label is IP, told by its version
 /// nibble (pseudowire Ethernet is left to the tunnel decoder).
-fn mpls(frame: &[u8], mut off: usize, h: &mut LinkInfo) -> Result<Net, DecodeError> {
+pub(super) fn mpls(frame: &[u8], mut off: usize, h: &mut LinkInfo) -> Result<Net, DecodeError> {
     loop {
         if h.mpls_depth >= MAX_MPLS_LABELS {
             return Err(DecodeError::new(Layer::Mpls, DecodeErrorKind::TooManyMplsLabels));
@@ -162,12 +162,19 @@ fn mpls(frame: &[u8], mut off: usize, h: &mut LinkInfo) -> Result<Net, DecodeErr
             break;
         }
     }
+    let first = header_at::<1>(frame, off, Layer::Mpls)?[0];
+    if first >> 4 == 0 {
+        // A pseudowire control word (RFC 4385: first nibble 0), then the emulated
+        // Ethernet frame.
+        let eth = header_at::<14>(frame, off + 4, Layer::Mpls)?;
+        return ethertype_chain(frame, be16(eth[12], eth[13]), off + 4 + 14, h);
+    }
     raw_ip(frame, off, h)
 }
 
 /// IP whose version only its first nibble tells.
 #[inline(always)]
-fn raw_ip(frame: &[u8], off: usize, h: &mut LinkInfo) -> Result<Net, DecodeError> {
+pub(super) fn raw_ip(frame: &[u8], off: usize, h: &mut LinkInfo) -> Result<Net, DecodeError> {
     let first = header_at::<1>(frame, off, Layer::Link)?;
     match first[0] >> 4 {
         4 => {
@@ -218,8 +225,13 @@ fn nflog(frame: &[u8], h: &mut LinkInfo) -> Result<Net, DecodeError> {
 /// PPP in HDLC-like framing (LINKTYPE_PPP, LINKTYPE_PPP_HDLC): an optional `ff 03`
 /// address/control pair, then a 1- or 2-byte protocol number.
 fn ppp(frame: &[u8], h: &mut LinkInfo) -> Result<Net, DecodeError> {
-    let head = header_at::<2>(frame, 0, Layer::Link)?;
-    let mut off = if *head == [0xff, 0x03] { 2 } else { 0 };
+    ppp_at(frame, 0, h)
+}
+
+/// PPP starting at `off` (also inside PPTP's enhanced GRE).
+pub(super) fn ppp_at(frame: &[u8], start: usize, h: &mut LinkInfo) -> Result<Net, DecodeError> {
+    let head = header_at::<2>(frame, start, Layer::Link)?;
+    let mut off = if *head == [0xff, 0x03] { start + 2 } else { start };
     let first = header_at::<1>(frame, off, Layer::Link)?[0];
     // Protocol numbers are odd in their last byte; an odd first byte is a compressed
     // one-byte protocol field (RFC 1661, section 6.5).

@@ -48,10 +48,12 @@ mod error;
 mod ip;
 mod link;
 mod transport;
+mod tunnel;
 
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 pub use error::{DecodeError, DecodeErrorKind, Layer};
+pub use tunnel::{decode_encapsulated, encapsulated, Encap, TunnelConfig, TunnelKind};
 
 use crate::time::Timestamp;
 
