@@ -3,15 +3,14 @@
 use std::io::{self, Write};
 use std::net::IpAddr;
 
-use flowscope::event::{ConnState, EndReason, FlowStats, History};
+use flowscope::event::{ConnState, EndReason, FlowStats, History, TunnelParents};
 use flowscope::extract::{CommunityId, FiveTupleKey, L4Proto, Orientation};
+use flowscope::tracker::FlowSnapshot;
 use flowscope::Timestamp;
 
 /// What the CLI keeps per flow while it is live.
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct FlowMeta {
-    /// Creation order, for the uid.
-    pub(crate) ordinal: u64,
     /// Outer VLAN id of the first packet.
     pub(crate) vlan: Option<u16>,
     /// With `--active-timeout`: when the flow's next interim record is due.
@@ -36,24 +35,22 @@ pub(crate) struct ConnRecord {
     pub(crate) vlan: Option<u16>,
     /// Why the flow ended; `None` for an interim record of a flow still live.
     pub(crate) end_reason: Option<EndReason>,
+    /// The uids of the flows that carried this one (Zeek's `tunnel_parents`).
+    pub(crate) tunnel_parents: TunnelParents,
 }
 
 impl ConnRecord {
-    #[allow(clippy::too_many_arguments)]
+    /// The record of a flow as `snap` gives it; `reason` is `None` for a flow still
+    /// live (an interim record).
     pub(crate) fn new(
-        key: FiveTupleKey,
-        initiator: Orientation,
-        l4: L4Proto,
-        stats: FlowStats,
-        conn_state: ConnState,
-        history: History,
+        snap: &FlowSnapshot<FiveTupleKey>,
         reason: Option<EndReason>,
         meta: FlowMeta,
-        uid_seed: u64,
     ) -> Self {
+        let &FlowSnapshot { key, initiator, l4, stats, conn_state, history, serial, .. } = snap;
         ConnRecord {
             ts: stats.first_ts(),
-            uid: uid(uid_seed, meta.ordinal, &key),
+            uid: Uid::of(serial),
             orig: key.src(initiator),
             resp: key.dst(initiator),
             proto: match l4 {
@@ -69,7 +66,13 @@ impl ConnRecord {
             initiator,
             vlan: meta.vlan,
             end_reason: reason,
+            tunnel_parents: snap.tunnel_parents,
         }
+    }
+
+    /// The parents' uids.
+    fn parents(&self) -> impl Iterator<Item = Uid> + '_ {
+        self.tunnel_parents.iter().map(Uid::of)
     }
 
     /// Zeek leaves duration and payload byte counts unset for single-packet flows.
@@ -111,14 +114,22 @@ impl std::fmt::Display for Uid {
     }
 }
 
-/// A deterministic uid from a keyed hash of the flow's creation order and key.
-fn uid(seed: u64, ordinal: u64, key: &FiveTupleKey) -> Uid {
+/// Fixed: uids are deterministic for the same input.
+const UID_SEED: u64 = 0x666c_6f77_7363_6f70;
+
+impl Uid {
+    /// The uid of the flow with serial number `serial` (its creation order, which the
+    /// tracker never reuses): a keyed hash of it, so equal inputs give equal uids and a
+    /// tunnelled flow can name its parent's uid from the parent's serial alone.
+    pub(crate) fn of(serial: u64) -> Uid {
+        uid(UID_SEED, serial)
+    }
+}
+
+fn uid(seed: u64, ordinal: u64) -> Uid {
     use std::hash::{BuildHasher, Hash, Hasher};
     let state = foldhash::fast::FixedState::with_seed(seed);
-    let mut h = state.build_hasher();
-    ordinal.hash(&mut h);
-    key.hash(&mut h);
-    let a = h.finish();
+    let a = state.hash_one(ordinal);
     let mut h2 = state.build_hasher();
     a.hash(&mut h2);
     ordinal.hash(&mut h2);
@@ -148,7 +159,7 @@ pub(crate) enum Format {
     Csv,
 }
 
-pub(crate) const FIELDS: [&str; 22] = [
+pub(crate) const FIELDS: [&str; 23] = [
     "ts",
     "uid",
     "id.orig_h",
@@ -166,6 +177,7 @@ pub(crate) const FIELDS: [&str; 22] = [
     "orig_ip_bytes",
     "resp_pkts",
     "resp_ip_bytes",
+    "tunnel_parents",
     "community_id",
     "orig_l2_bytes",
     "resp_l2_bytes",
@@ -177,10 +189,30 @@ pub(crate) const FIELDS: [&str; 22] = [
 /// flow still live, F for the record of an ended flow.
 const INTERIM_FIELD: &str = "interim";
 
-const TYPES: [&str; 22] = [
-    "time", "string", "addr", "port", "addr", "port", "enum", "interval", "count", "count",
-    "string", "count", "string", "count", "count", "count", "count", "string", "count", "count",
-    "count", "string",
+const TYPES: [&str; 23] = [
+    "time",
+    "string",
+    "addr",
+    "port",
+    "addr",
+    "port",
+    "enum",
+    "interval",
+    "count",
+    "count",
+    "string",
+    "count",
+    "string",
+    "count",
+    "count",
+    "count",
+    "count",
+    "set[string]",
+    "string",
+    "count",
+    "count",
+    "count",
+    "string",
 ];
 
 /// Write the header a format needs before its first record.
@@ -287,6 +319,14 @@ pub(crate) fn write_record(
                 ",\"orig_pkts\":{},\"orig_ip_bytes\":{},\"resp_pkts\":{},\"resp_ip_bytes\":{},\"community_id\":\"{}\",\"orig_l2_bytes\":{},\"resp_l2_bytes\":{}",
                 i.packets, i.ip_bytes, p.packets, p.ip_bytes, r.community_id(), i.l2_bytes, p.l2_bytes
             )?;
+            // Zeek's JSON leaves unset fields out.
+            if !r.tunnel_parents.is_empty() {
+                write!(out, ",\"tunnel_parents\":[")?;
+                for (n, u) in r.parents().enumerate() {
+                    write!(out, "{}\"{u}\"", if n > 0 { "," } else { "" })?;
+                }
+                write!(out, "]")?;
+            }
             match r.vlan {
                 Some(v) => write!(out, ",\"vlan\":{v}")?,
                 None => write!(out, ",\"vlan\":null")?,
@@ -327,6 +367,21 @@ pub(crate) fn write_record(
                 "{}{sep}{}{sep}{}{sep}{}{sep}",
                 i.packets, i.ip_bytes, p.packets, p.ip_bytes
             )?;
+            // A set: Zeek's set separator is a comma, which CSV must then quote.
+            let quote = format == Format::Csv && r.tunnel_parents.len() > 1;
+            if r.tunnel_parents.is_empty() {
+                write!(out, "{unset}")?;
+            }
+            if quote {
+                write!(out, "\"")?;
+            }
+            for (n, u) in r.parents().enumerate() {
+                write!(out, "{}{u}", if n > 0 { "," } else { "" })?;
+            }
+            if quote {
+                write!(out, "\"")?;
+            }
+            write!(out, "{sep}")?;
             write!(out, "{}{sep}{}{sep}{}{sep}", r.community_id(), i.l2_bytes, p.l2_bytes)?;
             match r.vlan {
                 Some(v) => write!(out, "{v}{sep}")?,

@@ -29,8 +29,8 @@ pub(crate) enum Source<'a> {
 
 /// What the commands receive.
 pub(crate) enum Event<'a> {
-    /// A flow started; `ordinal` numbers flows in creation order (as in its uid).
-    Started { key: FiveTupleKey, ordinal: u64 },
+    /// A flow started; `serial` numbers flows in creation order (as in its uid).
+    Started { key: FiveTupleKey, serial: u64 },
     /// A flow ended.
     Ended(&'a ConnRecord, FiveTupleKey),
     /// A live flow's interim record (`--active-timeout`).
@@ -52,9 +52,6 @@ pub(crate) struct Summary {
     pub(crate) tracker: TrackerStats,
 }
 
-/// Fixed: uids are deterministic for the same input.
-const UID_SEED: u64 = 0x666c_6f77_7363_6f70;
-
 /// Turns driver events into the commands' events and keeps the first error `handle`
 /// returns (the driver's sinks cannot fail).
 struct Emit<H> {
@@ -63,7 +60,6 @@ struct Emit<H> {
     error: Option<anyhow::Error>,
     /// After the first error, `handle` is not called again.
     failed: bool,
-    started: u64,
 }
 
 impl<H: FnMut(Event<'_>) -> Result<()>> Emit<H> {
@@ -80,33 +76,14 @@ impl<H: FnMut(Event<'_>) -> Result<()>> Emit<H> {
 impl<H: FnMut(Event<'_>) -> Result<()>> DriverSink<FiveTupleKey, FlowMeta> for Emit<H> {
     fn event(&mut self, e: DriverEvent<'_, FiveTupleKey, FlowMeta>) {
         match e {
-            DriverEvent::Flow(FlowEvent::Started { key, .. }) => {
-                self.started += 1;
-                self.send(Event::Started { key, ordinal: self.started - 1 });
+            DriverEvent::Flow(FlowEvent::Started { key, serial, .. }) => {
+                self.send(Event::Started { key, serial });
             }
-            DriverEvent::Flow(FlowEvent::Ended {
-                key,
-                reason,
-                l4,
-                initiator,
-                stats,
-                conn_state,
-                history,
-                state,
-                ..
-            }) => {
-                let rec = ConnRecord::new(
-                    key,
-                    initiator,
-                    l4,
-                    stats,
-                    conn_state,
-                    history,
-                    Some(reason),
-                    state,
-                    UID_SEED,
-                );
-                self.send(Event::Ended(&rec, key));
+            DriverEvent::Flow(ended @ FlowEvent::Ended { .. }) => {
+                let Some(snap) = ended.as_snapshot() else { return };
+                let FlowEvent::Ended { reason, state, .. } = ended else { return };
+                let rec = ConnRecord::new(&snap, Some(reason), state);
+                self.send(Event::Ended(&rec, snap.key));
             }
             DriverEvent::Flow(FlowEvent::Anomaly { kind, .. }) => self.send(Event::Anomaly(kind)),
             DriverEvent::Data { key, side, bytes, .. } => {
@@ -160,17 +137,7 @@ impl<H: FnMut(Event<'_>) -> Result<()>> Tracking<H> {
         );
         let meta = *meta;
         if let Some(s) = self.driver.snapshot(flow) {
-            let rec = ConnRecord::new(
-                s.key,
-                s.initiator,
-                s.l4,
-                s.stats,
-                s.conn_state,
-                s.history,
-                None,
-                meta,
-                UID_SEED,
-            );
+            let rec = ConnRecord::new(&s, None, meta);
             self.emit.send(Event::Interim(&rec));
         }
     }
@@ -200,20 +167,10 @@ pub(crate) fn run(
     if let (Some(m), Some(addr)) = (&metrics, listen) {
         m.serve(addr)?;
     }
-    // Flows are numbered in creation order; the number seeds the flow's uid.
-    let mut next_ordinal = 0u64;
     let extractor = FiveTuple::new().with_vlan_in_key(opts.vlan_in_key);
-    let driver = FlowDriver::with_state(extractor, config, move |_| {
-        let ordinal = next_ordinal;
-        next_ordinal += 1;
-        FlowMeta { ordinal, vlan: None, next_interim: Timestamp::ZERO }
-    })
-    .with_emit_anomalies(true);
-    let mut t = Tracking {
-        driver,
-        emit: Emit { handle, error: None, failed: false, started: 0 },
-        active_timeout,
-    };
+    let driver = FlowDriver::new(extractor, config).with_emit_anomalies(true);
+    let mut t =
+        Tracking { driver, emit: Emit { handle, error: None, failed: false }, active_timeout };
     let read = match source {
         Source::Files(files) => {
             for_each_packet(files, opts.quiet, Progress::Allowed, |p| t.packet(&p.view()))

@@ -31,7 +31,7 @@ struct Side {
     missed: u64,
 }
 
-/// An open stream file: which flow side it holds (ordinal * 2 + side), its writer, and
+/// An open stream file: which flow side it holds (serial * 2 + side), its writer, and
 /// when it was last written (for closing the least recently written).
 struct OpenFile {
     id: u64,
@@ -55,8 +55,8 @@ pub(crate) fn streams(files: &[PathBuf], opts: &TrackOpts, dir: &Path) -> Result
     let mut st = Open { flows: HashMap::new(), files: Vec::new(), tick: 0 };
     run(Source::Files(files), opts, |e| {
         match e {
-            Event::Started { key, ordinal } => {
-                st.flows.insert(key, (ordinal, [Side::default(), Side::default()]));
+            Event::Started { key, serial } => {
+                st.flows.insert(key, (serial, [Side::default(), Side::default()]));
             }
             Event::Data { key, side, bytes, .. } => {
                 let Some((ordinal, sides)) = st.flows.get_mut(&key) else { return Ok(()) };

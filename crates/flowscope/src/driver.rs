@@ -16,7 +16,7 @@
 use crate::event::{AnomalyKind, EndReason, FlowEvent, FlowSide, SideStats};
 use crate::extract::FlowExtractor;
 use crate::obs::Obs;
-use crate::packet::{PacketView, Transport};
+use crate::packet::{Headers, PacketView, Transport};
 use crate::reassembly::{Outcome, Reassembler, ReassemblyConfig, StreamEvent, StreamStats};
 use crate::time::Timestamp;
 use crate::tracker::{
@@ -262,10 +262,43 @@ impl<E: FlowExtractor, S> FlowDriver<E, S> {
         let (Disposition::Tracked { flow, side, .. }, Ok(ex)) = (disposition, &extracted) else {
             return disposition;
         };
-        let Transport::Tcp(tcp) = ex.headers.transport else { return disposition };
-        let payload = ex.headers.payload(packet.frame);
-        self.reassemble(flow, side, &tcp, payload, packet.ts, sink);
+        if let Transport::Tcp(tcp) = ex.headers.transport {
+            let payload = ex.headers.payload(packet.frame);
+            self.reassemble(flow, side, &tcp, payload, packet.ts, sink);
+        }
+        // Tunnels: each layer inside is a flow of its own, reassembled from the same
+        // frame. Only UDP and the IP protocols tunnels use can carry one, so plain TCP
+        // never gets here.
+        if !matches!(ex.headers.transport, Transport::Tcp(_)) {
+            self.handle_tunnelled(packet, ex.headers, flow, sink);
+        }
         disposition
+    }
+
+    /// Follow the tunnels inside a tracked packet (see [`FlowTracker::decapsulate`]).
+    fn handle_tunnelled(
+        &mut self,
+        packet: &PacketView<'_>,
+        mut outer: Headers,
+        mut parent: FlowId,
+        sink: &mut impl DriverSink<E::Key, S>,
+    ) {
+        let mut depth = 0;
+        loop {
+            let (tracker, mut ends) = self.split(sink);
+            let Some((inner, d)) =
+                tracker.decapsulate(packet, &outer, parent, &mut depth, &mut |e| ends.on(e))
+            else {
+                return;
+            };
+            let (Ok(ex), Disposition::Tracked { flow, side, .. }) = (inner, d) else { return };
+            if let Transport::Tcp(tcp) = ex.headers.transport {
+                let payload = ex.headers.payload(packet.frame);
+                self.reassemble(flow, side, &tcp, payload, packet.ts, sink);
+                return;
+            }
+            (outer, parent) = (ex.headers, flow);
+        }
     }
 
     /// Move the clock and end timed-out flows (see [`FlowTracker::advance`]).
@@ -461,13 +494,15 @@ impl<Sk> EndHandler<'_, Sk> {
         Sk: DriverSink<K, S>,
     {
         match event {
-            FlowEvent::Started { key, initiator, orientation, l4, ts } => {
+            FlowEvent::Started { key, initiator, orientation, l4, ts, serial, parent } => {
                 self.sink.event(DriverEvent::Flow(FlowEvent::Started {
                     key,
                     initiator,
                     orientation,
                     l4,
                     ts,
+                    serial,
+                    parent,
                 }))
             }
             FlowEvent::Established { key, ts } => {
@@ -485,6 +520,8 @@ impl<Sk> EndHandler<'_, Sk> {
                 conn_state,
                 mut history,
                 ts,
+                serial,
+                tunnel_parents,
                 state,
             } => {
                 if reason == EndReason::Evicted && self.emit {
@@ -546,6 +583,8 @@ impl<Sk> EndHandler<'_, Sk> {
                     conn_state,
                     history,
                     ts,
+                    serial,
+                    tunnel_parents,
                     state: user,
                 }));
             }

@@ -286,6 +286,59 @@ impl FlowStats {
     }
 }
 
+/// How many distinct parents [`TunnelParents`] holds.
+pub const MAX_TUNNEL_PARENTS: usize = 4;
+
+/// The flows a tunnelled flow was carried in: Zeek's `tunnel_parents`, as the parent
+/// flows' serial numbers (see [`FlowEvent::Started`]).
+///
+/// Empty for a flow seen only outside tunnels. A flow can have several parents (a VXLAN
+/// overlay whose two directions use different outer source ports, say); at most
+/// [`MAX_TUNNEL_PARENTS`] distinct ones are kept, in the order first seen, and
+/// [`TunnelParents::overflowed`] says more were seen.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct TunnelParents {
+    serials: [u64; MAX_TUNNEL_PARENTS],
+    len: u8,
+    overflowed: bool,
+}
+
+impl TunnelParents {
+    /// Record `serial` as a parent (no-op if it is one already).
+    pub fn add(&mut self, serial: u64) {
+        if self.iter().any(|s| s == serial) {
+            return;
+        }
+        match self.serials.get_mut(usize::from(self.len)) {
+            Some(slot) => {
+                *slot = serial;
+                self.len += 1;
+            }
+            None => self.overflowed = true,
+        }
+    }
+
+    /// The parents' serials, in the order first seen.
+    pub fn iter(&self) -> impl Iterator<Item = u64> + '_ {
+        self.serials.iter().take(usize::from(self.len)).copied()
+    }
+
+    /// How many parents are held.
+    pub fn len(&self) -> usize {
+        usize::from(self.len)
+    }
+
+    /// True when the flow was never seen inside a tunnel.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// True when more than [`MAX_TUNNEL_PARENTS`] distinct parents were seen.
+    pub fn overflowed(&self) -> bool {
+        self.overflowed
+    }
+}
+
 /// A flow lifecycle event.
 ///
 /// `K` is the extractor's key; `S` the per-flow user state, handed back when the flow
@@ -309,6 +362,13 @@ pub enum FlowEvent<K, S = ()> {
         l4: L4Proto,
         /// Timestamp of the packet.
         ts: Timestamp,
+        /// The flow's serial number: flows are numbered 0, 1, 2, ... in the order the
+        /// tracker created them, never reused (a stable name for the flow, e.g. for a
+        /// Zeek-style uid, and what [`TunnelParents`] refers to).
+        serial: u64,
+        /// The flow it arrived in, when its first packet was tunnelled (the parent's
+        /// serial).
+        parent: Option<u64>,
     },
     /// Both sides have now been seen taking part: the TCP handshake completed, or (TCP
     /// picked up mid-stream, UDP, other) both sides sent. At most once per flow.
@@ -336,6 +396,10 @@ pub enum FlowEvent<K, S = ()> {
         history: History,
         /// The tracker clock when it ended (for idle expiry: the clock that expired it).
         ts: Timestamp,
+        /// The serial number it got in `Started`.
+        serial: u64,
+        /// The flows it was carried in, if it was tunnelled.
+        tunnel_parents: TunnelParents,
         /// The user state created when the flow started.
         state: S,
     },

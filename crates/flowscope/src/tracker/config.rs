@@ -3,6 +3,7 @@
 use core::time::Duration;
 
 use crate::extract::L4Proto;
+use crate::packet::TunnelConfig;
 
 /// How the tracker times flows out and how big its table may grow.
 ///
@@ -46,6 +47,9 @@ pub struct FlowTrackerConfig {
     pub overflow_policy: OverflowPolicy,
     /// Which bytes win where buffered segments overlap.
     pub overlap_policy: OverlapPolicy,
+    /// Which tunnels to follow (all kinds, 4 deep, by default): the packet inside a
+    /// tunnel is tracked as a flow of its own, as well as the tunnel's outer flow.
+    pub tunnels: TunnelConfig,
 }
 
 /// What to do with overlapping bytes that differ.
@@ -106,6 +110,7 @@ impl Default for FlowTrackerConfig {
             max_reassembly_memory: 256 << 20,
             overflow_policy: OverflowPolicy::SlidingWindow,
             overlap_policy: OverlapPolicy::FirstWins,
+            tunnels: TunnelConfig::default(),
         }
     }
 }
@@ -158,6 +163,12 @@ impl FlowTrackerConfig {
     /// Set the overlap policy.
     pub fn with_overlap_policy(mut self, p: OverlapPolicy) -> Self {
         self.overlap_policy = p;
+        self
+    }
+
+    /// Set which tunnels to follow ([`TunnelConfig::disabled`] tracks outer headers only).
+    pub fn with_tunnels(mut self, t: TunnelConfig) -> Self {
+        self.tunnels = t;
         self
     }
 

@@ -47,9 +47,10 @@ pub use tcp::EndpointState;
 
 use crate::event::{
     ConnState, EndReason, EventSink, FlowEvent, FlowSide, FlowStats, History, SideStats,
+    TunnelParents,
 };
 use crate::extract::{Extracted, FlowExtractor, L4Proto, Orientation, Unmatched};
-use crate::packet::{PacketView, TcpFlags, Transport};
+use crate::packet::{self, Headers, PacketView, TcpFlags, Transport, TunnelKind};
 use crate::time::Timestamp;
 use table::Table;
 use tcp::{HistoryRec, Segment, TcpEndpoint};
@@ -109,6 +110,67 @@ pub struct FlowSnapshot<K> {
     pub conn_state: ConnState,
     /// Zeek's history so far.
     pub history: History,
+    /// The flow's serial number (see [`FlowEvent::Started`]).
+    pub serial: u64,
+    /// The flows it was carried in, if it was tunnelled.
+    pub tunnel_parents: TunnelParents,
+}
+
+impl<K: Copy, S> FlowEvent<K, S> {
+    /// For an `Ended` event, the flow as it stood when it ended, in the shape of a
+    /// [`FlowSnapshot`] (so code that renders live and ended flows can share one path);
+    /// `None` for other events.
+    pub fn as_snapshot(&self) -> Option<FlowSnapshot<K>> {
+        match self {
+            FlowEvent::Ended {
+                key,
+                l4,
+                initiator,
+                stats,
+                conn_state,
+                history,
+                serial,
+                tunnel_parents,
+                ..
+            } => Some(FlowSnapshot {
+                key: *key,
+                l4: *l4,
+                initiator: *initiator,
+                stats: *stats,
+                conn_state: *conn_state,
+                history: *history,
+                serial: *serial,
+                tunnel_parents: *tunnel_parents,
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// Decapsulation outcomes: one count per tunnelled packet found, by tunnel kind, and
+/// one per tunnel header that could not be read.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct TunnelCounts {
+    /// Inner packets handed to the extractor, by [`TunnelKind::index`].
+    pub by_kind: [u64; TunnelKind::ALL.len()],
+    /// Tunnel headers cut short or contradicting themselves (the outer packet is still
+    /// tracked; the inner one is not).
+    pub malformed: u64,
+    /// Tunnels nested deeper than [`TunnelConfig::max_depth`](crate::packet::TunnelConfig)
+    /// (the innermost packet followed is tracked; the one inside it is not).
+    pub too_deep: u64,
+}
+
+impl TunnelCounts {
+    /// Inner packets decapsulated, all kinds.
+    pub fn decapsulated(&self) -> u64 {
+        self.by_kind.iter().sum()
+    }
+
+    /// Inner packets decapsulated from tunnels of `kind`.
+    pub fn of(&self, kind: TunnelKind) -> u64 {
+        self.by_kind.get(kind.index()).copied().unwrap_or(0)
+    }
 }
 
 /// Unmatched packets by reason.
@@ -184,10 +246,11 @@ impl EndedCounts {
 
 /// Counters the tracker keeps about itself.
 ///
-/// Invariants, checked by tests on every shared capture: `packets == tracked +
-/// unmatched.total() + dropped` (the packet ledger), and `flows_created ==
-/// flows_ended.total() + flow_count()` (aborted flows that still absorb packets are
-/// ended, not live).
+/// Invariants, checked by tests on every shared capture: `packets +
+/// tunnels.decapsulated() == tracked + unmatched.total() + dropped` (the packet ledger:
+/// every frame, and every packet found inside a tunnel, has exactly one outcome), and
+/// `flows_created == flows_ended.total() + flow_count()` (aborted flows that still absorb
+/// packets are ended, not live).
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
 pub struct TrackerStats {
     /// Packets handed to `handle_packet`.
@@ -211,6 +274,8 @@ pub struct TrackerStats {
     pub port_reuses: u64,
     /// History letters dropped because a flow's history was full.
     pub history_overflow: u64,
+    /// Packets found inside tunnels, and tunnel headers that could not be read.
+    pub tunnels: TunnelCounts,
 }
 
 /// Counters for one side, as stored in the table. (Payload bytes, flags and TCP state
@@ -233,6 +298,9 @@ struct Flow<S> {
     sides: [Side; 2],
     tcp: [TcpEndpoint; 2],
     hist: HistoryRec,
+    /// True once a packet of the flow came through a tunnel (its parents are in
+    /// `FlowTracker::parents`).
+    tunnelled: bool,
     // Invariant: `Some` while the flow is live; taken when it ends.
     state: Option<S>,
 }
@@ -320,6 +388,9 @@ impl<S> Flow<S> {
     }
 }
 
+/// A packet found inside a tunnel: what it keyed to, and what the tracker did with it.
+pub type Layer<K> = (Result<Extracted<K>, Unmatched>, Disposition);
+
 /// Creates a flow's user state from its key.
 type NewState<K, S> = Box<dyn FnMut(&K) -> S>;
 
@@ -341,6 +412,15 @@ pub struct FlowTracker<E: FlowExtractor, S = ()> {
     rewind_after: Duration,
     /// Aborted flows still in the table, absorbing packets.
     tombstones: usize,
+    /// Tunnel parents of the live flows that were tunnelled, by slot. Kept beside the
+    /// table rather than in every entry: most flows are never tunnelled, and 40 bytes more
+    /// per entry would cost every flow (entries here are removed when the flow ends, so
+    /// this never holds more than the table).
+    parents: hashbrown::HashMap<u32, TunnelParents, foldhash::fast::FixedState>,
+    /// Each slot's flow serial number, by slot id. Beside the slab rather than in it: the
+    /// slab entry is exactly four cache lines (256 bytes) and the serial is read only
+    /// when a flow starts or ends, so it should not push every entry to five.
+    serials: Vec<u64>,
     obs: crate::obs::Obs,
 }
 
@@ -384,6 +464,8 @@ impl<E: FlowExtractor, S> FlowTracker<E, S> {
             timeouts,
             rewind_after: timeouts.iter().copied().min().unwrap_or(Duration::ZERO),
             tombstones: 0,
+            parents: hashbrown::HashMap::with_hasher(foldhash::fast::FixedState::default()),
+            serials: Vec::new(),
             obs: crate::obs::Obs::new(),
         }
     }
@@ -439,6 +521,8 @@ impl<E: FlowExtractor, S> FlowTracker<E, S> {
     /// `config().max_flows` for the per-flow cost at capacity.
     pub fn memory_bytes(&self) -> usize {
         self.table.allocated_bytes()
+            + self.parents.allocation_size()
+            + self.serials.capacity() * core::mem::size_of::<u64>()
     }
 
     /// The user state of a live flow.
@@ -471,7 +555,22 @@ impl<E: FlowExtractor, S> FlowTracker<E, S> {
             stats: flow.stats(),
             conn_state: flow.conn_state(),
             history: flow.hist.letters,
+            serial: self.serial(id.0),
+            tunnel_parents: self.tunnel_parents(id.0),
         })
+    }
+
+    fn serial(&self, id: u32) -> u64 {
+        self.serials.get(id as usize).copied().unwrap_or(0)
+    }
+
+    fn tunnel_parents(&self, id: u32) -> TunnelParents {
+        match self.table.get(id) {
+            Some(slot) if slot.value.tunnelled => {
+                self.parents.get(&id).copied().unwrap_or_default()
+            }
+            _ => TunnelParents::default(),
+        }
     }
 
     /// When the next flow would time out if no packet came first.
@@ -487,7 +586,69 @@ impl<E: FlowExtractor, S> FlowTracker<E, S> {
         sink: &mut impl EventSink<E::Key, S>,
     ) -> Disposition {
         let extracted = self.extractor.extract(packet);
-        self.handle_extracted(packet.ts, &extracted, sink)
+        let disposition = self.handle_extracted(packet.ts, &extracted, sink);
+        if let (Ok(outer), Disposition::Tracked { flow, .. }) = (&extracted, disposition) {
+            let (mut outer, mut parent) = (outer.headers, flow);
+            let mut depth = 0;
+            while let Some((inner, d)) = self.decapsulate(packet, &outer, parent, &mut depth, sink)
+            {
+                match (inner, d) {
+                    (Ok(ex), Disposition::Tracked { flow, .. }) => {
+                        (outer, parent) = (ex.headers, flow)
+                    }
+                    _ => break,
+                }
+            }
+        }
+        disposition
+    }
+
+    /// One tunnel layer: when `outer` (decoded from `packet`, and tracked as flow
+    /// `parent`) carries a packet, key it and track it as a flow of its own whose tunnel
+    /// parent is `parent`. `depth` counts the layers followed so far for this packet.
+    ///
+    /// Returns `None` when `outer` is not a tunnel (or its tunnel header is unreadable,
+    /// or the nesting is too deep: both counted in [`TrackerStats::tunnels`]); otherwise
+    /// what the inner packet keyed to and what the tracker did with it.
+    pub fn decapsulate(
+        &mut self,
+        packet: &PacketView<'_>,
+        outer: &Headers,
+        parent: FlowId,
+        depth: &mut u8,
+        sink: &mut impl EventSink<E::Key, S>,
+    ) -> Option<Layer<E::Key>> {
+        let tunnels = &self.config.tunnels;
+        let found = packet::encapsulated(packet.frame, outer, tunnels)?;
+        if *depth >= tunnels.max_depth {
+            if tunnels.max_depth > 0 {
+                self.stats.tunnels.too_deep += 1;
+            }
+            return None;
+        }
+        let encap = match found {
+            Ok(e) => e,
+            Err(_) => {
+                self.stats.tunnels.malformed += 1;
+                return None;
+            }
+        };
+        *depth += 1;
+        if let Some(n) = self.stats.tunnels.by_kind.get_mut(encap.kind.index()) {
+            *n += 1;
+        }
+        let extracted = packet::decode_encapsulated(packet, outer, &encap)
+            .map_err(Unmatched::from)
+            .and_then(|h| self.extractor.extract_headers(packet.frame, h));
+        let parent_serial = self.table.get(parent.0).map(|_| self.serial(parent.0));
+        let disposition = self.track(packet.ts, &extracted, parent_serial, sink);
+        if let (Disposition::Tracked { flow, .. }, Some(serial)) = (disposition, parent_serial) {
+            if let Some(slot) = self.table.get_mut(flow.0) {
+                slot.value.tunnelled = true;
+                self.parents.entry(flow.0).or_default().add(serial);
+            }
+        }
+        Some((extracted, disposition))
     }
 
     /// The extractor in use (to key a packet once and hand the result to
@@ -505,6 +666,19 @@ impl<E: FlowExtractor, S> FlowTracker<E, S> {
         sink: &mut impl EventSink<E::Key, S>,
     ) -> Disposition {
         self.stats.packets += 1;
+        self.track(ts, extracted, None, sink)
+    }
+
+    /// Account one keyed packet (a frame's, or one found in a tunnel whose flow has
+    /// serial `parent`).
+    #[inline(always)]
+    fn track(
+        &mut self,
+        ts: Timestamp,
+        extracted: &Result<Extracted<E::Key>, Unmatched>,
+        parent: Option<u64>,
+        sink: &mut impl EventSink<E::Key, S>,
+    ) -> Disposition {
         // Borrowed rather than moved out of the Result, so the ~170-byte value is not
         // copied a second time.
         let ex = match extracted {
@@ -536,14 +710,14 @@ impl<E: FlowExtractor, S> FlowTracker<E, S> {
             Some(id) if self.is_reuse(id, ex) => {
                 self.stats.port_reuses += 1;
                 self.end_naturally(id, sink);
-                (self.create(ex, ts, sink), true)
+                (self.create(ex, ts, parent, sink), true)
             }
             Some(id) if self.is_expired(id) => {
                 self.end_naturally(id, sink);
-                (self.create(ex, ts, sink), true)
+                (self.create(ex, ts, parent, sink), true)
             }
             Some(id) => (id, false),
-            None => (self.create(ex, ts, sink), true),
+            None => (self.create(ex, ts, parent, sink), true),
         };
         let side = self.update(id, ex, ts, sink);
         if self.table.get(id).is_some_and(|s| s.value.state.is_none()) {
@@ -647,6 +821,7 @@ impl<E: FlowExtractor, S> FlowTracker<E, S> {
         &mut self,
         ex: &Extracted<E::Key>,
         ts: Timestamp,
+        parent: Option<u64>,
         sink: &mut impl EventSink<E::Key, S>,
     ) -> u32 {
         if self.table.is_full() {
@@ -668,6 +843,7 @@ impl<E: FlowExtractor, S> FlowTracker<E, S> {
             sides: [Side::default(); 2],
             tcp: [TcpEndpoint::default(); 2],
             hist,
+            tunnelled: false,
             state: Some((self.new_state)(&ex.key)),
         };
         let class = flow.class();
@@ -676,6 +852,15 @@ impl<E: FlowExtractor, S> FlowTracker<E, S> {
         let Some(id) = self.table.insert(ex.key, flow, class, self.clock_secs()) else {
             return table::NIL;
         };
+        let serial = self.stats.flows_created;
+        match self.serials.get_mut(id as usize) {
+            Some(s) => *s = serial,
+            None => {
+                // Slot ids are handed out in order, so a new one is the next index.
+                self.serials.resize(id as usize, 0);
+                self.serials.push(serial);
+            }
+        }
         self.stats.flows_created += 1;
         self.obs.flow_created(l4);
         sink.event(FlowEvent::Started {
@@ -684,6 +869,8 @@ impl<E: FlowExtractor, S> FlowTracker<E, S> {
             orientation: ex.orientation,
             l4,
             ts,
+            serial,
+            parent,
         });
         id
     }
@@ -804,6 +991,11 @@ impl<E: FlowExtractor, S> FlowTracker<E, S> {
         let Some(slot) = self.table.get_mut(id) else { return };
         let Some(state) = slot.value.state.take() else { return };
         let flow = &slot.value;
+        let tunnel_parents = if flow.tunnelled {
+            self.parents.remove(&id).unwrap_or_default()
+        } else {
+            TunnelParents::default()
+        };
         let stats = flow.stats();
         self.obs.flow_ended(flow.l4, reason, &stats);
         let event = FlowEvent::Ended {
@@ -815,6 +1007,8 @@ impl<E: FlowExtractor, S> FlowTracker<E, S> {
             conn_state: flow.conn_state(),
             history: flow.hist.letters,
             ts: self.clock,
+            serial: self.serials.get(id as usize).copied().unwrap_or(0),
+            tunnel_parents,
             state,
         };
         self.stats.history_overflow += u64::from(flow.hist.overflow);

@@ -79,7 +79,11 @@ impl Script {
     fn finish(&mut self) -> Vec<Ev> {
         self.tracker.finish(&mut self.events);
         let st = self.tracker.stats();
-        assert_eq!(st.packets, st.tracked + st.unmatched.total() + st.dropped, "ledger");
+        assert_eq!(
+            st.packets + st.tunnels.decapsulated(),
+            st.tracked + st.unmatched.total() + st.dropped,
+            "ledger"
+        );
         assert_eq!(st.flows_created, st.flows_ended.total() + self.tracker.flow_count() as u64);
         std::mem::take(&mut self.events)
     }
@@ -697,4 +701,102 @@ fn aborted_flow_absorbs_its_packets_until_it_closes() {
     let ended = events.iter().filter(|e| matches!(e, FlowEvent::Ended { .. })).count();
     let started = events.iter().filter(|e| matches!(e, FlowEvent::Started { .. })).count();
     assert_eq!((started, ended), (2, 2)); // the aborted one is reported once, at abort
+}
+
+/// `inner` wrapped in `depth` layers of GRE between 10.9.0.1 and 10.9.0.2.
+fn in_gre(inner_raw_ip: Vec<u8>, depth: usize) -> Vec<u8> {
+    let mut pkt = inner_raw_ip;
+    for d in 0..depth {
+        let gre = [&[0u8, 0, 0x08, 0x00][..], &pkt].concat();
+        let f = Frame::raw(
+            format!("10.9.0.{}", 2 * d + 1).parse().unwrap(),
+            format!("10.9.0.{}", 2 * d + 2).parse().unwrap(),
+            47,
+        )
+        .payload(&gre);
+        pkt = if d + 1 == depth { f.build() } else { f.link(LinkType::RAW).build() };
+    }
+    pkt
+}
+
+fn syn_raw() -> Vec<u8> {
+    Frame::tcp("192.168.0.1".parse().unwrap(), 1000, "192.168.0.2".parse().unwrap(), 22, SYN, 1, 0)
+        .link(LinkType::RAW)
+        .build()
+}
+
+#[test]
+fn tunnelled_flows_name_their_parent_by_serial() {
+    let mut s = Script::new();
+    s.send(in_gre(syn_raw(), 1));
+    s.send(in_gre(syn_raw(), 1));
+    let events = s.finish();
+    let started: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            FlowEvent::Started { serial, parent, l4, .. } => Some((*serial, *parent, *l4)),
+            _ => None,
+        })
+        .collect();
+    // The GRE flow first (serial 0), then the TCP flow inside it.
+    assert_eq!(started, vec![(0, None, L4Proto::Other), (1, Some(0), L4Proto::Tcp)]);
+    for e in &events {
+        if let FlowEvent::Ended { serial, tunnel_parents, stats, .. } = e {
+            let parents: Vec<u64> = tunnel_parents.iter().collect();
+            match serial {
+                0 => assert!(parents.is_empty()),
+                _ => assert_eq!(parents, vec![0]),
+            }
+            assert_eq!(stats.packets(), 2);
+        }
+    }
+    let st = s.tracker.stats();
+    assert_eq!((st.packets, st.tracked, st.tunnels.of(TunnelKind::Gre)), (2, 4, 2));
+}
+
+#[test]
+fn nesting_stops_at_the_configured_depth_and_is_counted() {
+    let mut s = Script::with_config(
+        FlowTrackerConfig::default()
+            .with_tunnels(crate::packet::TunnelConfig::default().with_max_depth(3)),
+    );
+    s.send(in_gre(syn_raw(), 5));
+    let events = s.finish();
+    let st = s.tracker.stats();
+    // The outer GRE flow and three layers inside it; the fourth is not opened.
+    assert_eq!(st.flows_created, 4);
+    assert_eq!((st.tunnels.decapsulated(), st.tunnels.too_deep), (3, 1));
+    // Each layer names the one around it.
+    let parents: Vec<Option<u64>> = events
+        .iter()
+        .filter_map(|e| match e {
+            FlowEvent::Started { parent, .. } => Some(*parent),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(parents, vec![None, Some(0), Some(1), Some(2)]);
+}
+
+#[test]
+fn a_broken_tunnel_header_keeps_the_outer_flow_and_is_counted() {
+    let mut s = Script::new();
+    // GRE version 3.
+    let f = Frame::raw("10.9.0.1".parse().unwrap(), "10.9.0.2".parse().unwrap(), 47)
+        .payload(&[0, 3, 0x08, 0x00, 0x45, 0])
+        .build();
+    s.send(f);
+    s.finish();
+    let st = s.tracker.stats();
+    assert_eq!((st.flows_created, st.tunnels.malformed, st.tunnels.decapsulated()), (1, 1, 0));
+}
+
+#[test]
+fn decapsulation_can_be_switched_off() {
+    let mut s = Script::with_config(
+        FlowTrackerConfig::default().with_tunnels(crate::packet::TunnelConfig::disabled()),
+    );
+    s.send(in_gre(syn_raw(), 2));
+    s.finish();
+    let st = s.tracker.stats();
+    assert_eq!((st.flows_created, st.tunnels.decapsulated(), st.tunnels.too_deep), (1, 0, 0));
 }
