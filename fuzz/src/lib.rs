@@ -109,7 +109,7 @@ fn small_driver() -> FlowDriver<FiveTuple> {
 fn check_driver<S>(driver: &FlowDriver<FiveTuple, S>) {
     let t = driver.tracker_stats();
     let cfg = driver.tracker().config();
-    assert_eq!(t.packets, t.tracked + t.unmatched.total() + t.dropped, "packet ledger: {t:?}");
+    assert_eq!(t.inputs(), t.outcomes(), "packet ledger: {t:?}");
     assert_eq!(
         t.flows_created,
         t.flows_ended.total() + driver.tracker().flow_count() as u64,

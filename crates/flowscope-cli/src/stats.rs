@@ -43,8 +43,40 @@ pub(crate) fn stats(files: &[PathBuf], opts: &TrackOpts) -> Result<()> {
     let (read, t) = (summary.read, summary.tracker);
     let out = &mut io::stdout().lock();
     writeln!(out, "packets read        {}", read.packets)?;
+    // The ledger: every frame read, and every packet found inside a tunnel, has one
+    // outcome; a datagram rebuilt from fragments counts once.
+    let decap = t.tunnels.decapsulated();
+    if decap > 0 || t.tunnels.malformed > 0 || t.tunnels.too_deep > 0 {
+        write!(out, "  + from tunnels    {decap}")?;
+        let kinds: Vec<String> = flowscope::packet::TunnelKind::ALL
+            .iter()
+            .filter(|k| t.tunnels.of(**k) > 0)
+            .map(|k| format!("{} {}", k.as_str(), t.tunnels.of(*k)))
+            .collect();
+        writeln!(
+            out,
+            " ({}; unreadable {}, too deep {})",
+            kinds.join(", "),
+            t.tunnels.malformed,
+            t.tunnels.too_deep
+        )?;
+    }
     writeln!(out, "  in flows          {}", t.tracked)?;
     writeln!(out, "  absorbed (policy) {}", t.dropped)?;
+    let d = t.defrag;
+    if d.fragments > 0 {
+        writeln!(out, "  held as fragments {}", d.absorbed)?;
+        writeln!(
+            out,
+            "    fragments {}, datagrams rebuilt {}, duplicates {}, overlapping {} ({} inconsistent), tiny {}",
+            d.fragments, d.reassembled, d.duplicates, d.overlapping, d.inconsistent, d.tiny
+        )?;
+        writeln!(
+            out,
+            "    datagrams dropped: overlap {}, timeout {}, invalid {}, cap {}; snapped fragments {}",
+            d.dropped_overlap, d.dropped_timeout, d.dropped_invalid, d.dropped_cap, d.dropped_truncated
+        )?;
+    }
     writeln!(out, "  unmatched         {}", t.unmatched.total())?;
     for (name, n) in [
         ("fragment", t.unmatched.fragment),

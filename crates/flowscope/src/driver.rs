@@ -257,9 +257,31 @@ impl<E: FlowExtractor, S> FlowDriver<E, S> {
         sink: &mut impl DriverSink<E::Key, S>,
     ) -> Disposition {
         let extracted = self.tracker.extractor().extract(packet);
+        if let Some(headers) = self.tracker.fragment_headers(packet, &extracted) {
+            let Some(datagram) = self.tracker.defragment(packet, &headers) else {
+                return Disposition::Fragment;
+            };
+            let view = datagram.view(packet.ts);
+            let extracted = self.tracker.extractor().extract(&view);
+            let d = self.handle_whole(&view, &extracted, false, sink);
+            self.tracker.recycle_datagram(datagram);
+            return d;
+        }
+        self.handle_whole(packet, &extracted, true, sink)
+    }
+
+    /// Track and reassemble a whole packet (a frame, or a datagram rebuilt from
+    /// fragments, counted already) and the tunnels inside it.
+    fn handle_whole(
+        &mut self,
+        packet: &PacketView<'_>,
+        extracted: &Result<crate::extract::Extracted<E::Key>, crate::extract::Unmatched>,
+        count: bool,
+        sink: &mut impl DriverSink<E::Key, S>,
+    ) -> Disposition {
         let (tracker, mut ends) = self.split(sink);
-        let disposition = tracker.handle_extracted(packet.ts, &extracted, &mut |e| ends.on(e));
-        let (Disposition::Tracked { flow, side, .. }, Ok(ex)) = (disposition, &extracted) else {
+        let disposition = tracker.handle_keyed(packet.ts, extracted, count, &mut |e| ends.on(e));
+        let (Disposition::Tracked { flow, side, .. }, Ok(ex)) = (disposition, extracted) else {
             return disposition;
         };
         if let Transport::Tcp(tcp) = ex.headers.transport {

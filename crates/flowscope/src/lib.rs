@@ -68,6 +68,8 @@ pub mod time;
 pub mod extract;
 
 #[cfg(feature = "tracker")]
+pub mod defrag;
+#[cfg(feature = "tracker")]
 pub mod event;
 #[cfg(feature = "tracker")]
 pub mod obs;

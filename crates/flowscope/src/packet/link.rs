@@ -134,14 +134,10 @@ pub(super) fn ethertype_chain(
             }
             ETH_MPLS_UC | ETH_MPLS_MC => return mpls(frame, off, h),
             ETH_PPPOE_SESSION => {
-                // Version/type, code, session id, length, then the 2-byte PPP protocol.
-                let hdr = header_at::<8>(frame, off, Layer::Pppoe)?;
-                off += 8;
-                return match be16(hdr[6], hdr[7]) {
-                    PPP_IPV4 => Ok(Net::Ipv4(off)),
-                    PPP_IPV6 => Ok(Net::Ipv6(off)),
-                    _ => Ok(Net::Other),
-                };
+                // Version/type, code, session id, length, then PPP's protocol field
+                // (two bytes, or one when the peers negotiated field compression).
+                header_at::<7>(frame, off, Layer::Pppoe)?;
+                return ppp_at(frame, off + 6, h);
             }
             _ => return Ok(Net::Other),
         }
@@ -259,7 +255,7 @@ pub(super) fn ppp_at(frame: &[u8], start: usize, h: &mut LinkInfo) -> Result<Net
 /// An IEEE 802.11 data frame starting at `off`: its MAC header (24 bytes, 30 with four
 /// addresses, +2 for QoS, +4 for HT control), then LLC/SNAP carrying an EtherType.
 /// Management, control and encrypted frames are not IP to us.
-fn ieee802_11(frame: &[u8], off: usize, h: &mut LinkInfo) -> Result<Net, DecodeError> {
+pub(super) fn ieee802_11(frame: &[u8], off: usize, h: &mut LinkInfo) -> Result<Net, DecodeError> {
     let fc = header_at::<2>(frame, off, Layer::Link)?;
     let (kind, subtype, flags) = ((fc[0] >> 2) & 0x3, fc[0] >> 4, fc[1]);
     const DATA: u8 = 2;

@@ -13,7 +13,8 @@
 //! | IP in IP (RFC 2003, 4213, 2473) | IP protocol 4 or 41 | IPv4 / IPv6 |
 //! | GRE v0 (RFC 2784, 2890) | IP protocol 47, version 0; C/K/S fields skipped | IPv4, IPv6, Ethernet (0x6558), MPLS |
 //! | ERSPAN type I / II / III | GRE 0x88be (I without S bit, II with), 0x22eb (III) | Ethernet |
-//! | Enhanced GRE / PPTP (RFC 2637) | IP protocol 47, version 1, protocol 0x880b | PPP: IPv4 / IPv6 |
+//! | Enhanced GRE / PPTP (RFC 2637) | IP protocol 47, version 1 (or 0), protocol 0x880b | PPP: IPv4 / IPv6 |
+//! | Aruba AP tunnels | GRE 0x8200, 0x8210 | IEEE 802.11 data frames |
 //! | VXLAN (RFC 7348) | UDP port 4789 (either side; configurable) | Ethernet |
 //! | Geneve (RFC 8926) | UDP port 6081; options skipped | Ethernet, IPv4, IPv6 |
 //! | GTP-U v1 (3GPP TS 29.281) | UDP port 2152, message type 255 (G-PDU); extension headers walked | IPv4 / IPv6 |
@@ -212,6 +213,8 @@ enum Inner {
     Mpls,
     /// A PPP protocol field (PPTP), then IP.
     Ppp,
+    /// An IEEE 802.11 frame (Aruba's access-point tunnels).
+    Ieee80211,
 }
 
 const PROTO_IPIP: u8 = 4;
@@ -225,6 +228,9 @@ const GRE_ERSPAN_1_2: u16 = 0x88be;
 const GRE_ERSPAN_3: u16 = 0x22eb;
 const GRE_MPLS: u16 = 0x8847;
 const GRE_PPP: u16 = 0x880b;
+/// Aruba access points tunnel 802.11 frames to their controller over GRE with these
+/// protocol types (data, and data with a different header layout on newer firmware).
+const GRE_ARUBA: [u16; 2] = [0x8200, 0x8210];
 
 fn bad(len: usize) -> DecodeError {
     DecodeError::new(
@@ -326,6 +332,7 @@ pub fn decode_encapsulated(
         }
         Inner::Mpls => link::mpls(frame, off, &mut info)?,
         Inner::Ppp => link::ppp_at(frame, off, &mut info)?,
+        Inner::Ieee80211 => link::ieee802_11(frame, off, &mut info)?,
     };
     let (ipv, upper) = match net {
         link::Net::Ipv4(o) => {
@@ -406,13 +413,14 @@ fn gre(p: &[u8]) -> Found {
         GRE_IPV4 | GRE_IPV6 => Ok((TunnelKind::Gre, Inner::Ip, len)),
         GRE_TEB => Ok((TunnelKind::Gre, Inner::Ethernet, len)),
         GRE_MPLS => Ok((TunnelKind::Gre, Inner::Mpls, len)),
-        GRE_PPP if version == 1 => {
+        GRE_PPP => {
             // An empty PPTP packet carries only an acknowledgment.
             if len == p.len() {
                 return Err(DecodeError::truncated(Layer::Tunnel, len + 1, p.len()));
             }
             Ok((TunnelKind::Gre, Inner::Ppp, len))
         }
+        p if GRE_ARUBA.contains(&p) => Ok((TunnelKind::Gre, Inner::Ieee80211, len)),
         GRE_ERSPAN_1_2 if flags & S == 0 => Ok((TunnelKind::Erspan, Inner::Ethernet, len)),
         GRE_ERSPAN_1_2 => {
             // Type II: an 8-byte header whose version nibble is 1.

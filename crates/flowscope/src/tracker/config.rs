@@ -2,6 +2,7 @@
 
 use core::time::Duration;
 
+use crate::defrag::DefragConfig;
 use crate::extract::L4Proto;
 use crate::packet::TunnelConfig;
 
@@ -50,6 +51,9 @@ pub struct FlowTrackerConfig {
     /// Which tunnels to follow (all kinds, 4 deep, by default): the packet inside a
     /// tunnel is tracked as a flow of its own, as well as the tunnel's outer flow.
     pub tunnels: TunnelConfig,
+    /// IP defragmentation bounds (on by default): fragments are held until their
+    /// datagram is whole, which is then tracked as one packet, as Zeek counts it.
+    pub defrag: DefragConfig,
 }
 
 /// What to do with overlapping bytes that differ.
@@ -111,6 +115,7 @@ impl Default for FlowTrackerConfig {
             overflow_policy: OverflowPolicy::SlidingWindow,
             overlap_policy: OverlapPolicy::FirstWins,
             tunnels: TunnelConfig::default(),
+            defrag: DefragConfig::default(),
         }
     }
 }
@@ -169,6 +174,13 @@ impl FlowTrackerConfig {
     /// Set which tunnels to follow ([`TunnelConfig::disabled`] tracks outer headers only).
     pub fn with_tunnels(mut self, t: TunnelConfig) -> Self {
         self.tunnels = t;
+        self
+    }
+
+    /// Set the defragmentation bounds ([`DefragConfig::disabled`] keys fragments as
+    /// they come).
+    pub fn with_defrag(mut self, d: DefragConfig) -> Self {
+        self.defrag = d;
         self
     }
 

@@ -45,6 +45,7 @@ pub use config::{
 };
 pub use tcp::EndpointState;
 
+use crate::defrag::{Datagram, DefragStats, Defragmenter, Push};
 use crate::event::{
     ConnState, EndReason, EventSink, FlowEvent, FlowSide, FlowStats, History, SideStats,
     TunnelParents,
@@ -82,6 +83,10 @@ pub enum Disposition {
     },
     /// The extractor could not key it.
     Unmatched(Unmatched),
+    /// An IP fragment, taken by the defragmenter: held until its datagram is whole (or
+    /// dropped with it; see [`TrackerStats::defrag`]). The fragment that completes a
+    /// datagram gets the datagram's disposition instead.
+    Fragment,
     /// The packet belongs to a flow that was ended by policy (see
     /// [`FlowTracker::abort`]) and is absorbed until that connection closes or goes idle.
     Dropped {
@@ -247,8 +252,10 @@ impl EndedCounts {
 /// Counters the tracker keeps about itself.
 ///
 /// Invariants, checked by tests on every shared capture: `packets +
-/// tunnels.decapsulated() == tracked + unmatched.total() + dropped` (the packet ledger:
-/// every frame, and every packet found inside a tunnel, has exactly one outcome), and
+/// tunnels.decapsulated() == tracked + unmatched.total() + dropped + defrag.absorbed`
+/// (the packet ledger: every frame, and every packet found inside a tunnel, has exactly
+/// one outcome; a datagram rebuilt from fragments counts once, as the fragment that
+/// completed it), and
 /// `flows_created == flows_ended.total() + flow_count()` (aborted flows that still absorb
 /// packets are ended, not live).
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
@@ -276,6 +283,22 @@ pub struct TrackerStats {
     pub history_overflow: u64,
     /// Packets found inside tunnels, and tunnel headers that could not be read.
     pub tunnels: TunnelCounts,
+    /// IP defragmentation.
+    pub defrag: DefragStats,
+}
+
+impl TrackerStats {
+    /// The ledger's left side: frames handed in plus packets found inside tunnels.
+    pub fn inputs(&self) -> u64 {
+        self.packets + self.tunnels.decapsulated()
+    }
+
+    /// The ledger's right side: every outcome (tracked, unmatched, dropped, or taken by
+    /// the defragmenter without completing a datagram). Always equals
+    /// [`inputs`](Self::inputs).
+    pub fn outcomes(&self) -> u64 {
+        self.tracked + self.unmatched.total() + self.dropped + self.defrag.absorbed
+    }
 }
 
 /// Counters for one side, as stored in the table. (Payload bytes, flags and TCP state
@@ -421,6 +444,7 @@ pub struct FlowTracker<E: FlowExtractor, S = ()> {
     /// slab entry is exactly four cache lines (256 bytes) and the serial is read only
     /// when a flow starts or ends, so it should not push every entry to five.
     serials: Vec<u64>,
+    defrag: Defragmenter,
     obs: crate::obs::Obs,
 }
 
@@ -456,6 +480,7 @@ impl<E: FlowExtractor, S> FlowTracker<E, S> {
         timeouts[CLASS_OTHER as usize] = config.other_idle;
         FlowTracker {
             table: Table::new(config.max_flows, config.hash_seed),
+            defrag: Defragmenter::new(config.defrag),
             extractor,
             config,
             new_state: Box::new(new_state),
@@ -523,6 +548,7 @@ impl<E: FlowExtractor, S> FlowTracker<E, S> {
         self.table.allocated_bytes()
             + self.parents.allocation_size()
             + self.serials.capacity() * core::mem::size_of::<u64>()
+            + self.defrag.memory_bytes()
     }
 
     /// The user state of a live flow.
@@ -586,8 +612,68 @@ impl<E: FlowExtractor, S> FlowTracker<E, S> {
         sink: &mut impl EventSink<E::Key, S>,
     ) -> Disposition {
         let extracted = self.extractor.extract(packet);
-        let disposition = self.handle_extracted(packet.ts, &extracted, sink);
-        if let (Ok(outer), Disposition::Tracked { flow, .. }) = (&extracted, disposition) {
+        if let Some(headers) = self.fragment_headers(packet, &extracted) {
+            let Some(datagram) = self.defragment(packet, &headers) else {
+                return Disposition::Fragment;
+            };
+            let view = datagram.view(packet.ts);
+            let extracted = self.extractor.extract(&view);
+            let d = self.handle_whole(&view, &extracted, false, sink);
+            self.defrag.recycle(datagram);
+            return d;
+        }
+        self.handle_whole(packet, &extracted, true, sink)
+    }
+
+    /// The headers of a packet the defragmenter should take, when defragmentation is on
+    /// and `extracted` says it is a fragment. Costs nothing for other packets.
+    #[inline]
+    pub(crate) fn fragment_headers(
+        &self,
+        packet: &PacketView<'_>,
+        extracted: &Result<Extracted<E::Key>, Unmatched>,
+    ) -> Option<Headers> {
+        if !self.config.defrag.enabled {
+            return None;
+        }
+        match extracted {
+            Ok(ex) if ex.headers.ip.is_some_and(|ip| ip.fragment.is_some()) => Some(ex.headers),
+            Err(Unmatched::Fragment) => packet::decode(packet).ok(),
+            _ => None,
+        }
+    }
+
+    /// Hand a fragment to the defragmenter (it counts as one packet); the datagram it
+    /// completes, if any. Give the datagram back with `recycle_datagram`.
+    pub(crate) fn defragment(
+        &mut self,
+        packet: &PacketView<'_>,
+        headers: &Headers,
+    ) -> Option<Datagram> {
+        self.stats.packets += 1;
+        let pushed = self.defrag.push(packet, headers);
+        self.stats.defrag = *self.defrag.stats();
+        match pushed {
+            Push::Complete(d) => Some(d),
+            Push::Absorbed => None,
+        }
+    }
+
+    pub(crate) fn recycle_datagram(&mut self, datagram: Datagram) {
+        self.defrag.recycle(datagram);
+    }
+
+    /// Track a whole packet (a frame, or a datagram rebuilt from fragments, which was
+    /// counted as a packet already) and the tunnels inside it.
+    fn handle_whole(
+        &mut self,
+        packet: &PacketView<'_>,
+        extracted: &Result<Extracted<E::Key>, Unmatched>,
+        count: bool,
+        sink: &mut impl EventSink<E::Key, S>,
+    ) -> Disposition {
+        let disposition = self.handle_keyed(packet.ts, extracted, count, sink);
+        if let (Ok(outer), Disposition::Tracked { flow, .. }) = (extracted, disposition) {
             let (mut outer, mut parent) = (outer.headers, flow);
             let mut depth = 0;
             while let Some((inner, d)) = self.decapsulate(packet, &outer, parent, &mut depth, sink)
@@ -665,7 +751,22 @@ impl<E: FlowExtractor, S> FlowTracker<E, S> {
         extracted: &Result<Extracted<E::Key>, Unmatched>,
         sink: &mut impl EventSink<E::Key, S>,
     ) -> Disposition {
-        self.stats.packets += 1;
+        self.handle_keyed(ts, extracted, true, sink)
+    }
+
+    /// [`handle_extracted`](Self::handle_extracted), counting the packet only when
+    /// `count` (a rebuilt datagram was counted when its last fragment came).
+    #[inline(always)]
+    pub(crate) fn handle_keyed(
+        &mut self,
+        ts: Timestamp,
+        extracted: &Result<Extracted<E::Key>, Unmatched>,
+        count: bool,
+        sink: &mut impl EventSink<E::Key, S>,
+    ) -> Disposition {
+        if count {
+            self.stats.packets += 1;
+        }
         self.track(ts, extracted, None, sink)
     }
 
@@ -734,6 +835,8 @@ impl<E: FlowExtractor, S> FlowTracker<E, S> {
         if now > self.clock {
             self.clock = now;
         }
+        self.defrag.expire(self.clock);
+        self.stats.defrag = *self.defrag.stats();
         self.expire(sink);
     }
 

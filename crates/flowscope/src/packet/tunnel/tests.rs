@@ -308,3 +308,18 @@ fn disabled_config_finds_nothing() {
     assert!(encapsulated(&f, &outer, &off).is_none());
     assert!(!TunnelConfig::disabled().enabled());
 }
+
+#[test]
+fn pppoe_with_a_compressed_protocol_field() {
+    for proto in [&[0x21u8][..], &[0x00, 0x21][..]] {
+        let inner = inner_ip();
+        let mut f = vec![0u8; 12];
+        f.extend_from_slice(&[0x88, 0x64, 0x11, 0x00, 0x00, 0x2d]);
+        f.extend_from_slice(&((inner.len() + proto.len()) as u16).to_be_bytes());
+        f.extend_from_slice(proto);
+        f.extend_from_slice(&inner);
+        let h = decode(&PacketView::new(TS, LinkType::ETHERNET, &f)).unwrap();
+        assert_eq!(h.ports(), Some((1234, 80)));
+        assert_eq!(h.payload(&f), b"inner payload");
+    }
+}
