@@ -314,22 +314,48 @@ impl Defragmenter {
     /// Take one fragment: `headers` must be `packet`'s decoded headers, with
     /// `headers.ip.fragment` set (anything else is ignored, as absorbed).
     pub fn push(&mut self, packet: &PacketView<'_>, headers: &Headers) -> Push {
+        self.push_from(packet, headers, false)
+    }
+
+    /// [`push`](Self::push) for a fragment found inside a tunnel: the rebuilt datagram
+    /// is a raw-IP frame ([`LinkType::RAW`]) holding only the inner datagram, since the
+    /// outer headers' lengths would not fit it.
+    pub fn push_inner(&mut self, packet: &PacketView<'_>, headers: &Headers) -> Push {
+        self.push_from(packet, headers, true)
+    }
+
+    fn push_from(&mut self, packet: &PacketView<'_>, headers: &Headers, inner: bool) -> Push {
         self.stats.fragments += 1;
         self.expire(packet.ts);
-        let outcome = self.take(packet, headers);
+        let outcome = self.take(packet, headers, inner);
         if matches!(outcome, Push::Absorbed) {
             self.stats.absorbed += 1;
         }
         outcome
     }
 
-    fn take(&mut self, packet: &PacketView<'_>, headers: &Headers) -> Push {
+    fn take(&mut self, packet: &PacketView<'_>, headers: &Headers, inner: bool) -> Push {
         let (Some(ip), frame) = (headers.ip, packet.frame) else { return Push::Absorbed };
         let Some(frag) = ip.fragment else { return Push::Absorbed };
-        let Some(piece) = locate(frame, &ip) else {
+        let Some(mut piece) = locate(frame, &ip) else {
             // Headers or payload cut by the capture.
             self.stats.dropped_truncated += 1;
             return Push::Absorbed;
+        };
+        let link = if inner {
+            // Keep only the inner datagram's headers: shift the patch points to it.
+            let base = ip.offset as usize;
+            piece.head_start = base;
+            piece.patch = match piece.patch {
+                Patch::V4 { ip, hlen } => Patch::V4 { ip: ip - base, hlen },
+                Patch::V6 { ip, next_at, next } => {
+                    Patch::V6 { ip: ip - base, next_at: next_at - base, next }
+                }
+                Patch::None => Patch::None,
+            };
+            LinkType::RAW
+        } else {
+            packet.link
         };
         let key = FragKey {
             src: ip.src_words(),
@@ -340,7 +366,7 @@ impl Defragmenter {
         };
         let slot = match self.index.get(&key) {
             Some(&s) => s,
-            None => match self.open(key, packet.ts, packet.link) {
+            None => match self.open(key, packet.ts, link) {
                 Some(s) => s,
                 None => return Push::Absorbed,
             },
@@ -395,7 +421,7 @@ impl Defragmenter {
         // Room under the global cap (never for this datagram's own bytes: it is the
         // newest, so the oldest others go first).
         let grow = (end as usize).saturating_sub(p.data.len())
-            + if start == 0 { piece.head_end } else { 0 };
+            + if start == 0 { piece.head_end - piece.head_start } else { 0 };
         while self.bytes + grow > self.config.max_bytes {
             if !self.evict_oldest(slot) {
                 self.stats.dropped_cap += 1;
@@ -449,7 +475,7 @@ impl Defragmenter {
             p.total = Some(end);
         }
         if start == 0 && p.head.is_empty() {
-            p.head.extend_from_slice(frame.get(..piece.head_end).unwrap_or(&[]));
+            p.head.extend_from_slice(frame.get(piece.head_start..piece.head_end).unwrap_or(&[]));
             p.patch = piece.patch;
             p.tiny = len < min_transport(proto_after(&ip, piece));
         }
@@ -579,6 +605,8 @@ impl Defragmenter {
 /// the first.
 #[derive(Copy, Clone, Debug)]
 struct Piece {
+    /// Where the headers kept from a first fragment start (0: the whole link layer).
+    head_start: usize,
     /// Where the headers kept from a first fragment end (IPv6: before the fragment
     /// header, which the rebuilt datagram drops).
     head_end: usize,
@@ -599,6 +627,7 @@ fn locate(frame: &[u8], ip: &IpHeader) -> Option<Piece> {
         let hlen = usize::from(frame.get(off)? & 0x0f) * 4;
         let data_start = off + hlen;
         return Some(Piece {
+            head_start: 0,
             head_end: data_start,
             data_start,
             data_end: end,
@@ -618,6 +647,7 @@ fn locate(frame: &[u8], ip: &IpHeader) -> Option<Piece> {
                     return None;
                 }
                 return Some(Piece {
+                    head_start: 0,
                     head_end: cur,
                     data_start,
                     data_end: end,

@@ -20,7 +20,8 @@ use crate::packet::{Headers, PacketView, Transport};
 use crate::reassembly::{Outcome, Reassembler, ReassemblyConfig, StreamEvent, StreamStats};
 use crate::time::Timestamp;
 use crate::tracker::{
-    Disposition, FlowId, FlowSnapshot, FlowTracker, FlowTrackerConfig, OverflowPolicy, TrackerStats,
+    Disposition, FlowId, FlowSnapshot, FlowTracker, FlowTrackerConfig, OverflowPolicy,
+    TrackerStats, TunnelLayer,
 };
 
 /// Everything the driver reports.
@@ -297,29 +298,46 @@ impl<E: FlowExtractor, S> FlowDriver<E, S> {
         disposition
     }
 
-    /// Follow the tunnels inside a tracked packet (see [`FlowTracker::decapsulate`]).
+    /// Follow the tunnels inside a tracked packet (see [`FlowTracker::decapsulate`]),
+    /// reassembling inner TCP from the frame, or from the datagram an inner fragment
+    /// completed. Recursion is bounded by the configured tunnel depth.
     fn handle_tunnelled(
         &mut self,
         packet: &PacketView<'_>,
-        mut outer: Headers,
-        mut parent: FlowId,
+        outer: Headers,
+        parent: FlowId,
         sink: &mut impl DriverSink<E::Key, S>,
     ) {
-        let mut depth = 0;
-        loop {
-            let (tracker, mut ends) = self.split(sink);
-            let Some((inner, d)) =
-                tracker.decapsulate(packet, &outer, parent, &mut depth, &mut |e| ends.on(e))
-            else {
-                return;
-            };
-            let (Ok(ex), Disposition::Tracked { flow, side, .. }) = (inner, d) else { return };
-            if let Transport::Tcp(tcp) = ex.headers.transport {
-                let payload = ex.headers.payload(packet.frame);
-                self.reassemble(flow, side, &tcp, payload, packet.ts, sink);
-                return;
+        self.follow(packet, &outer, parent, 0, sink);
+    }
+
+    fn follow(
+        &mut self,
+        packet: &PacketView<'_>,
+        outer: &Headers,
+        parent: FlowId,
+        depth: u8,
+        sink: &mut impl DriverSink<E::Key, S>,
+    ) {
+        let (tracker, mut ends) = self.split(sink);
+        let Some(layer) = tracker.decapsulate(packet, outer, parent, depth, &mut |e| ends.on(e))
+        else {
+            return;
+        };
+        let TunnelLayer { extracted, disposition, datagram, .. } = layer;
+        if let (Ok(ex), Disposition::Tracked { flow, side, .. }) = (extracted, disposition) {
+            let view = datagram.as_ref().map(|d| d.view(packet.ts));
+            let here = view.as_ref().unwrap_or(packet);
+            match ex.headers.transport {
+                Transport::Tcp(tcp) => {
+                    let payload = ex.headers.payload(here.frame);
+                    self.reassemble(flow, side, &tcp, payload, here.ts, sink);
+                }
+                _ => self.follow(here, &ex.headers, flow, depth + 1, sink),
             }
-            (outer, parent) = (ex.headers, flow);
+        }
+        if let Some(d) = datagram {
+            self.tracker.recycle_datagram(d);
         }
     }
 

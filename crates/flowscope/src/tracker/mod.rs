@@ -411,8 +411,19 @@ impl<S> Flow<S> {
     }
 }
 
-/// A packet found inside a tunnel: what it keyed to, and what the tracker did with it.
-pub type Layer<K> = (Result<Extracted<K>, Unmatched>, Disposition);
+/// A packet found inside a tunnel ([`FlowTracker::decapsulate`]).
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct TunnelLayer<K> {
+    /// What it keyed to.
+    pub extracted: Result<Extracted<K>, Unmatched>,
+    /// What the tracker did with it.
+    pub disposition: Disposition,
+    /// When the inner packet was the fragment that completed a datagram: the rebuilt
+    /// datagram, which `extracted`'s offsets refer to (instead of the outer frame).
+    /// Hand it back with [`FlowTracker::recycle_datagram`].
+    pub datagram: Option<Datagram>,
+}
 
 /// Creates a flow's user state from its key.
 type NewState<K, S> = Box<dyn FnMut(&K) -> S>;
@@ -659,7 +670,8 @@ impl<E: FlowExtractor, S> FlowTracker<E, S> {
         }
     }
 
-    pub(crate) fn recycle_datagram(&mut self, datagram: Datagram) {
+    /// Give a rebuilt datagram's buffer back for reuse (see [`TunnelLayer::datagram`]).
+    pub fn recycle_datagram(&mut self, datagram: Datagram) {
         self.defrag.recycle(datagram);
     }
 
@@ -674,19 +686,36 @@ impl<E: FlowExtractor, S> FlowTracker<E, S> {
     ) -> Disposition {
         let disposition = self.handle_keyed(packet.ts, extracted, count, sink);
         if let (Ok(outer), Disposition::Tracked { flow, .. }) = (extracted, disposition) {
-            let (mut outer, mut parent) = (outer.headers, flow);
-            let mut depth = 0;
-            while let Some((inner, d)) = self.decapsulate(packet, &outer, parent, &mut depth, sink)
-            {
-                match (inner, d) {
-                    (Ok(ex), Disposition::Tracked { flow, .. }) => {
-                        (outer, parent) = (ex.headers, flow)
-                    }
-                    _ => break,
-                }
-            }
+            self.follow_tunnels(packet, &outer.headers, flow, 0, sink);
         }
         disposition
+    }
+
+    /// Track the packets nested inside `outer`, layer by layer (recursion bounded by
+    /// the configured depth).
+    fn follow_tunnels(
+        &mut self,
+        packet: &PacketView<'_>,
+        outer: &Headers,
+        parent: FlowId,
+        depth: u8,
+        sink: &mut impl EventSink<E::Key, S>,
+    ) {
+        let Some(layer) = self.decapsulate(packet, outer, parent, depth, sink) else { return };
+        let TunnelLayer { extracted, disposition, datagram } = layer;
+        let (Ok(ex), Disposition::Tracked { flow, .. }) = (extracted, disposition) else {
+            if let Some(d) = datagram {
+                self.defrag.recycle(d);
+            }
+            return;
+        };
+        match datagram {
+            Some(d) => {
+                self.follow_tunnels(&d.view(packet.ts), &ex.headers, flow, depth + 1, sink);
+                self.defrag.recycle(d);
+            }
+            None => self.follow_tunnels(packet, &ex.headers, flow, depth + 1, sink),
+        }
     }
 
     /// One tunnel layer: when `outer` (decoded from `packet`, and tracked as flow
@@ -695,18 +724,21 @@ impl<E: FlowExtractor, S> FlowTracker<E, S> {
     ///
     /// Returns `None` when `outer` is not a tunnel (or its tunnel header is unreadable,
     /// or the nesting is too deep: both counted in [`TrackerStats::tunnels`]); otherwise
-    /// what the inner packet keyed to and what the tracker did with it.
+    /// what the inner packet keyed to and what the tracker did with it. An inner packet
+    /// that is an IP fragment goes to the defragmenter; the fragment that completes its
+    /// datagram comes back with the rebuilt datagram (a raw-IP frame), which the
+    /// extracted offsets then refer to.
     pub fn decapsulate(
         &mut self,
         packet: &PacketView<'_>,
         outer: &Headers,
         parent: FlowId,
-        depth: &mut u8,
+        depth: u8,
         sink: &mut impl EventSink<E::Key, S>,
-    ) -> Option<Layer<E::Key>> {
+    ) -> Option<TunnelLayer<E::Key>> {
         let tunnels = &self.config.tunnels;
         let found = packet::encapsulated(packet.frame, outer, tunnels)?;
-        if *depth >= tunnels.max_depth {
+        if depth >= tunnels.max_depth {
             if tunnels.max_depth > 0 {
                 self.stats.tunnels.too_deep += 1;
             }
@@ -719,13 +751,29 @@ impl<E: FlowExtractor, S> FlowTracker<E, S> {
                 return None;
             }
         };
-        *depth += 1;
         if let Some(n) = self.stats.tunnels.by_kind.get_mut(encap.kind.index()) {
             *n += 1;
         }
-        let extracted = packet::decode_encapsulated(packet, outer, &encap)
-            .map_err(Unmatched::from)
-            .and_then(|h| self.extractor.extract_headers(packet.frame, h));
+        let decoded = packet::decode_encapsulated(packet, outer, &encap);
+        let mut datagram = None;
+        let extracted = match decoded {
+            Ok(h) if self.config.defrag.enabled && h.ip.is_some_and(|ip| ip.fragment.is_some()) => {
+                let pushed = self.defrag.push_inner(packet, &h);
+                self.stats.defrag = *self.defrag.stats();
+                let Push::Complete(d) = pushed else {
+                    return Some(TunnelLayer {
+                        extracted: Err(Unmatched::Fragment),
+                        disposition: Disposition::Fragment,
+                        datagram: None,
+                    });
+                };
+                let extracted = self.extractor.extract(&d.view(packet.ts));
+                datagram = Some(d);
+                extracted
+            }
+            Ok(h) => self.extractor.extract_headers(packet.frame, h),
+            Err(e) => Err(Unmatched::from(e)),
+        };
         let parent_serial = self.table.get(parent.0).map(|_| self.serial(parent.0));
         let disposition = self.track(packet.ts, &extracted, parent_serial, sink);
         if let (Disposition::Tracked { flow, .. }, Some(serial)) = (disposition, parent_serial) {
@@ -734,7 +782,7 @@ impl<E: FlowExtractor, S> FlowTracker<E, S> {
                 self.parents.entry(flow.0).or_default().add(serial);
             }
         }
-        Some((extracted, disposition))
+        Some(TunnelLayer { extracted, disposition, datagram })
     }
 
     /// The extractor in use (to key a packet once and hand the result to

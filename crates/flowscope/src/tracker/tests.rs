@@ -830,3 +830,33 @@ fn decapsulation_can_be_switched_off() {
     let st = s.tracker.stats();
     assert_eq!((st.flows_created, st.tunnels.decapsulated(), st.tunnels.too_deep), (1, 0, 0));
 }
+
+#[test]
+fn fragments_inside_a_tunnel_are_reassembled_under_their_parent() {
+    let mut s = Script::new();
+    let (c, v) = ("192.168.0.1".parse().unwrap(), "192.168.0.2".parse().unwrap());
+    let whole = Frame::udp(c, 5000, v, 53).payload(&[9; 100]).link(LinkType::RAW).build();
+    let l4 = &whole[20..];
+    let first =
+        Frame::raw(c, v, 17).payload(&l4[..64]).fragment(0, true, 3).link(LinkType::RAW).build();
+    let second =
+        Frame::raw(c, v, 17).payload(&l4[64..]).fragment(64, false, 3).link(LinkType::RAW).build();
+    assert!(matches!(s.send(in_gre(first, 1)), Disposition::Tracked { .. }));
+    s.send(in_gre(second, 1));
+    let events = s.finish();
+    let st = s.tracker.stats();
+    assert_eq!((st.defrag.fragments, st.defrag.reassembled, st.defrag.absorbed), (2, 1, 1));
+    let udp: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            FlowEvent::Ended { l4: L4Proto::Udp, stats, tunnel_parents, .. } => Some((
+                stats.initiator.packets,
+                stats.initiator.ip_bytes,
+                tunnel_parents.iter().collect::<Vec<_>>(),
+            )),
+            _ => None,
+        })
+        .collect();
+    // One datagram, its full IP length, inside the GRE flow (serial 0).
+    assert_eq!(udp, vec![(1, whole.len() as u64, vec![0])]);
+}
