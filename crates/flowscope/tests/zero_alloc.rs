@@ -145,3 +145,75 @@ fn driver_in_order_streams_do_not_allocate() {
     assert!(delivered >= 500 * 18 * 100, "{delivered}");
     assert_eq!(steady, 0, "allocations over {} in-order packets", all.len() - 2000);
 }
+
+/// The same in-order traffic, each frame wrapped in VXLAN (UDP/4789 between two VTEPs).
+fn in_vxlan(frames: &[Vec<u8>]) -> Vec<Vec<u8>> {
+    let a: IpAddr = "172.16.0.1".parse().unwrap();
+    let b: IpAddr = "172.16.0.2".parse().unwrap();
+    frames
+        .iter()
+        .map(|inner| {
+            let payload = [&[0x08u8, 0, 0, 0, 0, 0, 0x2a, 0][..], inner].concat();
+            Frame::udp(a, 40000, b, 4789).payload(&payload).build()
+        })
+        .collect()
+}
+
+/// A UDP datagram of 1,400 bytes between 500 host pairs, each cut into three IPv4
+/// fragments (fragment ids run on, as a host's would).
+fn fragmented(rounds: u32) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    for r in 0..rounds {
+        for f in 0..500u32 {
+            let c: IpAddr = format!("10.1.{}.{}", f / 250, f % 250 + 1).parse().unwrap();
+            let s: IpAddr = "10.2.0.1".parse().unwrap();
+            let whole = Frame::udp(c, 5000, s, 53).payload(&[3; 1400]).link(LinkType::RAW).build();
+            let l4 = &whole[20..];
+            let id = r * 500 + f;
+            for (start, end) in [(0usize, 512usize), (512, 1024), (1024, l4.len())] {
+                let more = end != l4.len();
+                out.push(
+                    Frame::raw(c, s, 17)
+                        .payload(&l4[start..end])
+                        .fragment(start as u16, more, id)
+                        .build(),
+                );
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn tunnels_and_fragments_do_not_allocate_in_steady_state() {
+    let mut events = Vec::with_capacity(64);
+    let mut clock = 1_000_000_000u64;
+    // VXLAN: the outer flow and 500 inner TCP flows.
+    let mut t =
+        FlowTracker::new(FiveTuple::new(), FlowTrackerConfig::default().with_max_flows(4096));
+    let all = in_vxlan(&frames(500, 40));
+    run(&mut t, &mut events, &all[..2000], &mut clock);
+    let before = allocs();
+    run(&mut t, &mut events, &all[2000..], &mut clock);
+    let tunnelled = allocs() - before;
+    assert_eq!(t.flow_count(), 501);
+    assert_eq!(t.stats().tunnels.decapsulated(), all.len() as u64);
+
+    // Fragments: after the first rounds, datagram buffers are reused.
+    let mut t =
+        FlowTracker::new(FiveTuple::new(), FlowTrackerConfig::default().with_max_flows(4096));
+    let frags = fragmented(20);
+    run(&mut t, &mut events, &frags[..3000], &mut clock);
+    let before = allocs();
+    run(&mut t, &mut events, &frags[3000..], &mut clock);
+    let defragmented = allocs() - before;
+    assert_eq!(t.stats().defrag.reassembled, 20 * 500);
+
+    assert_eq!(
+        (tunnelled, defragmented),
+        (0, 0),
+        "allocations: VXLAN {tunnelled} over {} packets, fragments {defragmented} over {}",
+        all.len() - 2000,
+        frags.len() - 3000
+    );
+}
