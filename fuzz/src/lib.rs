@@ -33,6 +33,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("extract", extract),
     ("tracker_ops", tracker_ops),
     ("reassembly_oracle", reassembly_oracle),
+    ("defrag", defrag),
 ];
 
 /// Every link type the decoder reads, and one it does not.
@@ -172,6 +173,154 @@ fn check_decode(view: &PacketView<'_>) {
     let _ = FiveTuple::default().with_vlan_in_key(true).extract(view);
     let _ = IpPair::default().extract(view);
     let _ = MacPair::default().extract(view);
+    // Tunnels: every layer found obeys the same invariants, with offsets into the frame.
+    let mut outer = decoded;
+    let config = packet::TunnelConfig::default();
+    for _ in 0..config.max_depth {
+        let Ok(h) = outer else { break };
+        let Some(found) = packet::encapsulated(frame, &h, &config) else { break };
+        assert_eq!(Some(found), packet::encapsulated(frame, &h, &config));
+        let Ok(encap) = found else { break };
+        assert!(encap.offset() as usize <= frame.len());
+        let inner = packet::decode_encapsulated(view, &h, &encap);
+        if let Ok(i) = &inner {
+            let end = i.payload_offset as usize + i.payload_len as usize;
+            assert!(end <= frame.len(), "inner payload {end} beyond frame {}", frame.len());
+            assert!(i.payload_offset >= encap.offset(), "inner payload before the tunnel");
+            assert!(i.payload_len <= i.payload_wire_len, "{i:?}");
+            assert_eq!(i.frame_len, h.frame_len);
+            if let Ok(x) = FiveTuple::default().extract_headers(frame, *i) {
+                assert_eq!(&x.headers, i);
+            }
+        }
+        outer = inner;
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// defrag: arbitrary fragments of a few datagrams against their known bytes.
+
+#[derive(Arbitrary, Debug)]
+struct DefragLimits {
+    max_datagrams: u8,
+    max_bytes: u16,
+    timeout_s: u8,
+}
+
+#[derive(Arbitrary, Debug)]
+struct FragOp {
+    /// Which of a few datagrams (and so which id and which addresses).
+    datagram: u8,
+    v6: bool,
+    /// Offset in 8-byte units, and length in bytes.
+    offset: u8,
+    len: u8,
+    more: bool,
+    /// Write different bytes than the datagram's (an evasion attempt).
+    tamper: bool,
+    /// Milliseconds since the previous fragment.
+    dt_ms: u16,
+    /// Cut the frame to this many bytes.
+    cut: Option<u8>,
+}
+
+/// The byte at `pos` of datagram `d`'s payload.
+fn pattern(d: u8, pos: usize) -> u8 {
+    (usize::from(d).wrapping_mul(31).wrapping_add(pos.wrapping_mul(7)) % 251) as u8
+}
+
+/// Feed arbitrary fragments of a few datagrams (bytes from a known pattern, sometimes
+/// tampered, sometimes cut) to a defragmenter with small limits, checking after every
+/// step: the counters add up, the datagrams in flight and the bytes held stay under their
+/// caps, and a completed datagram decodes unfragmented with exactly the pattern's bytes
+/// whenever no tampered fragment went into it.
+pub fn defrag(data: &[u8]) {
+    use flowscope::defrag::{DefragConfig, Defragmenter, Push};
+    let mut u = Unstructured::new(data);
+    let Ok(limits) = DefragLimits::arbitrary(&mut u) else { return };
+    let config = DefragConfig::default()
+        .with_max_datagrams(usize::from(limits.max_datagrams % 8) + 1)
+        .with_max_bytes(usize::from(limits.max_bytes))
+        .with_timeout(Duration::from_secs(u64::from(limits.timeout_s % 60) + 1));
+    let mut d = Defragmenter::new(config);
+    let mut clock = 1_700_000_000_000u64;
+    // Datagrams that had a tampered piece since they last completed (by datagram, family).
+    let mut tampered: HashMap<(u8, bool), bool> = HashMap::new();
+    let mut steps = 0;
+    while !u.is_empty() && steps < 512 {
+        let Ok(op) = FragOp::arbitrary(&mut u) else { break };
+        steps += 1;
+        clock += u64::from(op.dt_ms);
+        let which = op.datagram % 4;
+        let (src, dst): (IpAddr, IpAddr) = if op.v6 {
+            (
+                "2001:db8::1".parse().expect("literal"),
+                format!("2001:db8::{}", which + 2).parse().expect("literal"),
+            )
+        } else {
+            (
+                "10.0.0.1".parse().expect("literal"),
+                format!("10.0.1.{}", which + 2).parse().expect("literal"),
+            )
+        };
+        let start = usize::from(op.offset) * 8;
+        let mut bytes: Vec<u8> =
+            (start..start + usize::from(op.len)).map(|p| pattern(which, p)).collect();
+        if op.tamper && !bytes.is_empty() {
+            bytes.iter_mut().for_each(|b| *b ^= 0x5a);
+            tampered.insert((which, op.v6), true);
+        }
+        let frame = Frame::raw(src, dst, 17)
+            .payload(&bytes)
+            .fragment(start as u16, op.more, u32::from(which) + 1)
+            .build();
+        let frame = match op.cut {
+            Some(c) => frame[..frame.len().min(usize::from(c))].to_vec(),
+            None => frame,
+        };
+        let view =
+            PacketView::new(Timestamp::from_nanos(clock * 1_000_000), LinkType::ETHERNET, &frame)
+                .with_orig_len(frame.len().max(usize::from(op.len) + 60) as u32);
+        let Ok(h) = packet::decode(&view) else { continue };
+        if h.ip.and_then(|ip| ip.fragment).is_none() {
+            continue;
+        }
+        if let Push::Complete(dg) = d.push(&view, &h) {
+            // The IP layer reads back whole (a transport header the fragments did not
+            // supply is the datagram's own fault, so decoding may stop above IP).
+            if let Err(e) = packet::decode(&dg.view(view.ts)) {
+                assert!(matches!(e.layer, packet::Layer::Udp), "{e}");
+            }
+            let f = &dg.frame;
+            let be = |at: usize| usize::from(u16::from_be_bytes([f[at], f[at + 1]]));
+            let (hdr, payload) = if op.v6 { (40, &f[14 + 40..]) } else { (20, &f[14 + 20..]) };
+            if op.v6 {
+                assert_eq!(
+                    (be(14 + 4), f[14 + 6]),
+                    (payload.len(), 17),
+                    "IPv6 length, next header"
+                );
+            } else {
+                assert_eq!(be(14 + 2), hdr + payload.len(), "IPv4 total length");
+                assert_eq!(be(14 + 6) & 0x3fff, 0, "IPv4 fragment fields cleared");
+            }
+            if !tampered.remove(&(which, op.v6)).unwrap_or(false) {
+                for (pos, b) in payload.iter().enumerate() {
+                    assert_eq!(*b, pattern(which, pos), "byte {pos} of datagram {which}");
+                }
+            }
+            d.recycle(dg);
+        }
+        let st = *d.stats();
+        assert_eq!(st.fragments, st.absorbed + st.reassembled, "{st:?}");
+        assert!(d.in_flight() <= usize::from(limits.max_datagrams % 8) + 1);
+        assert!(
+            d.buffered_bytes() <= usize::from(limits.max_bytes),
+            "{} > {}",
+            d.buffered_bytes(),
+            limits.max_bytes
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -612,6 +761,57 @@ fn sample_frames() -> Vec<(LinkType, Vec<u8>)> {
         Frame::udp(a, 1, b, 2).payload(&[0; 64]).fragment(8, false, 77),
         Frame::tcp(a, 1, b, 2, F::ACK, 1, 1).ipv4_options(&[1, 1, 1, 1]),
     ];
+    // Tunnels around the first frames (see `packet::encapsulated`).
+    let inner_ip = frames[2].clone().link(LinkType::RAW).build();
+    let inner_eth = frames[2].build();
+    let cat = |parts: &[&[u8]]| parts.concat();
+    let tunnels = vec![
+        Frame::udp(a, 50000, b, 4789).payload(&cat(&[&[8, 0, 0, 0, 0, 0, 1, 0], &inner_eth])),
+        Frame::udp(a, 50000, b, 6081).payload(&cat(&[
+            &[1, 0, 0x65, 0x58, 0, 0, 1, 0],
+            &[0; 4],
+            &inner_eth,
+        ])),
+        Frame::udp(a, 2152, b, 2152).payload(&cat(&[
+            &[0x34, 0xff, 0, 80, 0, 0, 0, 1],
+            &[0, 0, 0, 0x85],
+            &[1, 0, 0, 0],
+            &inner_ip,
+        ])),
+        Frame::udp(a, 5072, b, 5072).payload(&cat(&[
+            &[0x41, 0x10, 1, 4],
+            &[0; 4],
+            &[7; 16],
+            &[9; 4],
+            &inner_ip,
+        ])),
+        Frame::udp(a, 3544, b, 40000).payload(&frames[3].clone().link(LinkType::RAW).build()),
+        Frame::raw(a, b, 47).payload(&cat(&[&[0xb0, 0, 8, 0], &[0; 12], &inner_ip])),
+        Frame::raw(a, b, 47).payload(&cat(&[
+            &[0x10, 0, 0x88, 0xbe],
+            &[0; 4],
+            &[0x10, 1, 0, 2, 0, 0, 0, 0],
+            &inner_eth,
+        ])),
+        Frame::raw(a, b, 47).payload(&cat(&[
+            &[0, 0, 0x22, 0xeb],
+            &[0x20, 1, 0, 2],
+            &[0; 7],
+            &[1],
+            &[0; 8],
+            &inner_eth,
+        ])),
+        Frame::raw(a, b, 47).payload(&cat(&[
+            &[0x30, 0x81, 0x88, 0x0b],
+            &[0, 40, 0, 1],
+            &[0; 8],
+            &[0x21],
+            &inner_ip,
+        ])),
+        Frame::raw(a, b, 4).payload(&inner_ip),
+        Frame::raw(a, b, 41).payload(&frames[3].clone().link(LinkType::RAW).build()),
+    ];
+    let frames: Vec<Frame> = frames.into_iter().chain(tunnels).collect();
     let mut out: Vec<(LinkType, Vec<u8>)> = Vec::new();
     for f in &frames {
         out.push((LinkType::ETHERNET, f.build()));
@@ -697,7 +897,7 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
             .collect(),
         // Structured targets: `arbitrary` reads any bytes, so random strings of a few
         // lengths are seeds that decode into varied scripts.
-        "tracker_ops" | "reassembly_oracle" => [64, 256, 1024, 4096, 16384]
+        "tracker_ops" | "reassembly_oracle" | "defrag" => [64, 256, 1024, 4096, 16384]
             .iter()
             .flat_map(|&n| [rng.bytes(n), rng.bytes(n)])
             .collect(),
@@ -720,6 +920,15 @@ pub fn explain(target: &str, data: &[u8]) -> String {
             format!("{limits:#?}\n{ops:#?}")
         }
         "reassembly_oracle" => format!("{:#?}", Script::arbitrary(&mut u)),
+        "defrag" => {
+            let limits = DefragLimits::arbitrary(&mut u);
+            let mut ops = Vec::new();
+            while !u.is_empty() && ops.len() < 512 {
+                let Ok(op) = FragOp::arbitrary(&mut u) else { break };
+                ops.push(op);
+            }
+            format!("{limits:#?}\n{ops:#?}")
+        }
         _ => format!("{} bytes (not a structured target)", data.len()),
     }
 }

@@ -45,3 +45,8 @@ fn tracker_ops() {
 fn reassembly_oracle() {
     replay("reassembly_oracle");
 }
+
+#[test]
+fn defrag() {
+    replay("defrag");
+}

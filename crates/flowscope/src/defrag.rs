@@ -129,8 +129,9 @@ pub struct DefragStats {
     pub dropped_overlap: u64,
     /// Datagrams dropped because their fragments did not all arrive within the timeout.
     pub dropped_timeout: u64,
-    /// Datagrams dropped because they would exceed 65,535 payload bytes, or had more
-    /// than `max_fragments` fragments, or fragments disagreed on the datagram's end.
+    /// Datagrams dropped because they would exceed 65,535 payload bytes, had more than
+    /// `max_fragments` fragments, an empty fragment, a non-final fragment whose length is
+    /// not a multiple of 8, or fragments that disagreed on the datagram's end.
     pub dropped_invalid: u64,
     /// Datagrams dropped to make room under `max_datagrams` or `max_bytes`.
     pub dropped_cap: u64,
@@ -411,8 +412,8 @@ impl Defragmenter {
             (false, None) => p.ranges.last().is_some_and(|r| r.1 > end),
             (true, _) => false,
         };
-        // All but the last fragment carry a multiple of 8 bytes.
-        let misaligned = frag.more && len % 8 != 0;
+        // All but the last fragment carry a multiple of 8 bytes, and none is empty.
+        let misaligned = (frag.more && len % 8 != 0) || len == 0;
         if end > MAX_PAYLOAD || bad_end || misaligned || p.ranges.len() >= max_fragments {
             self.stats.dropped_invalid += 1;
             self.release(slot);
