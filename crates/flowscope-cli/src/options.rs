@@ -4,6 +4,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
+use flowscope::defrag::DefragConfig;
+use flowscope::packet::TunnelConfig;
 use flowscope::tracker::{FlowTrackerConfig, OverflowPolicy};
 
 #[derive(Debug, Args)]
@@ -33,6 +35,18 @@ pub(crate) struct TrackOpts {
     /// Make the outer VLAN id part of the flow key.
     #[arg(long)]
     pub(crate) vlan_in_key: bool,
+    /// How many nested tunnels (VXLAN, Geneve, GRE, ERSPAN, GTP-U, Teredo, AYIYA,
+    /// IP-in-IP) to look into; the flows inside are tracked too and name their tunnel's
+    /// uid in `tunnel_parents`. 0 tracks outer headers only.
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    pub(crate) tunnel_depth: u8,
+    /// A UDP port that carries VXLAN (repeatable, up to 4; replaces the default 4789).
+    #[arg(long = "vxlan-port", value_name = "PORT")]
+    pub(crate) vxlan_ports: Vec<u16>,
+    /// Do not reassemble IP fragments (by default a fragmented datagram is tracked once,
+    /// when its last fragment arrives, as Zeek counts it).
+    #[arg(long)]
+    pub(crate) no_defrag: bool,
     /// Also write an interim record (interim: true, counters so far) for every flow
     /// still live this many seconds after its start, and again every such interval,
     /// when its next packet arrives. Adds the `interim` column to every record.
@@ -96,6 +110,15 @@ impl TrackOpts {
         if self.max_flows == 0 {
             anyhow::bail!("--max-flows must be at least 1");
         }
+        if self.vxlan_ports.len() > 4 || self.vxlan_ports.contains(&0) {
+            anyhow::bail!("--vxlan-port takes at most 4 ports, none of them 0");
+        }
+        let mut tunnels = TunnelConfig::default().with_max_depth(self.tunnel_depth);
+        if !self.vxlan_ports.is_empty() {
+            tunnels = tunnels.with_vxlan_ports(&self.vxlan_ports);
+        }
+        let defrag =
+            if self.no_defrag { DefragConfig::disabled() } else { DefragConfig::default() };
         Ok(FlowTrackerConfig::default()
             .with_idle(
                 secs("tcp-idle", self.tcp_idle)?,
@@ -111,6 +134,8 @@ impl TrackOpts {
             })
             // Keys come from traffic anyone can send: seed the table's hash from the
             // process's own randomness (the output does not depend on it).
+            .with_tunnels(tunnels)
+            .with_defrag(defrag)
             .with_hash_seed(random_seed()))
     }
 }

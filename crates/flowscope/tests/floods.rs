@@ -372,3 +372,61 @@ fn many_flows_filling_their_buffers_meet_the_global_cap() {
         );
     }
 }
+
+/// First fragments that never complete, from a million spoofed sources (each opens a
+/// datagram and holds 1,480 bytes): the defragmenter stays within its datagram and byte
+/// caps, dropping the oldest, and the heap with it.
+#[test]
+fn fragment_flood_stays_within_the_defragmenter_caps() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    const SOURCES: u32 = 1_000_000;
+    const MAX_DATAGRAMS: usize = 4096;
+    const MAX_BYTES: usize = 4 << 20;
+    let config = FlowTrackerConfig::default().with_defrag(
+        flowscope::defrag::DefragConfig::default()
+            .with_max_datagrams(MAX_DATAGRAMS)
+            .with_max_bytes(MAX_BYTES),
+    );
+    let mut driver: FlowDriver<FiveTuple> = FlowDriver::new(FiveTuple::default(), config);
+    // Measured from here: the table's slab is reserved up front, and no flow is made.
+    let base = driver.memory_bytes();
+    let heap = Heap::start();
+    let mut t = Template {
+        bytes: Frame::raw(v4("10.0.0.1"), v4("192.0.2.80"), 17)
+            .payload(&[0x55; 1480])
+            .fragment(0, true, 1)
+            .build(),
+    };
+    let ended = Ends::default();
+    let mut sink = count_events(&ended);
+    for i in 0..SOURCES {
+        t.set(IP_SRC, &(0x0a00_0000u32 + i).to_be_bytes());
+        let view = PacketView::new(ts(u64::from(i)), LinkType::ETHERNET, &t.bytes);
+        driver.handle_packet(&view, &mut sink);
+    }
+    let s = driver.tracker().stats();
+    let d = s.defrag;
+    let memory = driver.memory_bytes() - base;
+    let growth = heap.peak_growth();
+    eprintln!(
+        "fragment flood: {} fragments, {} datagrams dropped at the caps, account {memory} B, heap growth {growth} B, RSS growth {:?}",
+        d.fragments,
+        d.dropped_cap,
+        heap.peak_rss_growth()
+    );
+    assert_eq!(
+        (d.fragments, d.absorbed, d.reassembled),
+        (u64::from(SOURCES), u64::from(SOURCES), 0)
+    );
+    assert_eq!(s.inputs(), s.outcomes());
+    assert_eq!(s.flows_created, 0);
+    // 1,480-byte datagrams: the byte cap binds first (4 MiB / ~1.5 KiB = 2,833 held).
+    assert!(d.dropped_cap >= u64::from(SOURCES) - MAX_DATAGRAMS as u64);
+    // Everything the defragmenter holds is within its byte cap plus bookkeeping for at
+    // most MAX_DATAGRAMS slots (their buffers are kept up to 16 KiB each for reuse).
+    assert!(memory <= MAX_BYTES + MAX_DATAGRAMS * 2048 + (1 << 20), "{memory}");
+    assert!(growth <= 2 * memory + (2 << 20), "heap grew {growth} B for an account of {memory} B");
+    if let Some(rss) = heap.peak_rss_growth() {
+        assert!(rss <= 64 << 20, "RSS grew {rss} B");
+    }
+}
