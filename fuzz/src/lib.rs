@@ -361,6 +361,21 @@ struct Pkt {
     vlan: Option<u8>,
     /// Cut the built frame to this many bytes (hostile truncation).
     cut: Option<u8>,
+    /// Send it inside a tunnel, or as two IP fragments.
+    wrap: Option<WrapSel>,
+}
+
+#[derive(Arbitrary, Debug)]
+enum WrapSel {
+    Vxlan,
+    Gre,
+    IpInIp,
+    /// Split the IP payload after `8 * (at + 1)` bytes; send the second piece first when
+    /// `reverse`.
+    Fragments {
+        at: u8,
+        reverse: bool,
+    },
 }
 
 #[derive(Arbitrary, Debug)]
@@ -417,9 +432,13 @@ pub fn tracker_ops(data: &[u8]) {
         match op {
             Op::Packet(p) => {
                 now = now.saturating_add_signed(i64::from(p.dt_ms) * 1_000_000);
-                let frame = build(&hosts, &p);
-                let view = PacketView::new(Timestamp::from_nanos(now), LinkType::ETHERNET, &frame);
-                driver.handle_packet(&view, &mut |e: DriverEvent<'_, FiveTupleKey>| streams.on(e));
+                for frame in build(&hosts, &p) {
+                    let view =
+                        PacketView::new(Timestamp::from_nanos(now), LinkType::ETHERNET, &frame);
+                    driver.handle_packet(&view, &mut |e: DriverEvent<'_, FiveTupleKey>| {
+                        streams.on(e)
+                    });
+                }
             }
             Op::Advance(secs) => {
                 now += u64::from(secs) * 1_000_000_000;
@@ -466,7 +485,7 @@ fn overlap(last_wins: bool) -> OverlapPolicy {
     }
 }
 
-fn build(hosts: &[IpAddr], p: &Pkt) -> Vec<u8> {
+fn build(hosts: &[IpAddr], p: &Pkt) -> Vec<Vec<u8>> {
     // Keep each packet within one address family.
     let v6 = p.src % 2 == 1;
     let pick = |i: u8| {
@@ -510,14 +529,74 @@ fn build(hosts: &[IpAddr], p: &Pkt) -> Vec<u8> {
         L4Sel::Icmp { ty, code } => Frame::icmp(src, dst, *ty, *code, [0, 1, 0, 2]),
         L4Sel::Other(proto) => Frame::raw(src, dst, *proto),
     };
-    if let Some(v) = p.vlan {
-        f = f.vlan(u16::from(v % 4));
+    let vlan = p.vlan.map(|v| u16::from(v % 4));
+    if let Some(v) = vlan {
+        f = f.vlan(v);
     }
-    let mut bytes = f.build();
+    let (ta, tb): (IpAddr, IpAddr) =
+        ("172.16.0.1".parse().expect("literal"), "172.16.0.2".parse().expect("literal"));
+    let outer = |o: Frame| match vlan {
+        Some(v) => o.vlan(v),
+        None => o,
+    };
+    let mut frames = match &p.wrap {
+        None => vec![f.build()],
+        Some(WrapSel::Vxlan) => {
+            let inner = [&[0x08u8, 0, 0, 0, 0, 0, 7, 0][..], &f.build()].concat();
+            vec![outer(Frame::udp(ta, 40000, tb, 4789).payload(&inner)).build()]
+        }
+        Some(WrapSel::Gre) => {
+            let ethertype: &[u8] = if v6 { &[0x86, 0xdd] } else { &[0x08, 0x00] };
+            let raw = f.clone().link(LinkType::RAW).build();
+            let gre = [&[0x20u8, 0][..], ethertype, &[0, 0, 0, 9], &raw].concat();
+            vec![outer(Frame::raw(ta, tb, 47).payload(&gre)).build()]
+        }
+        Some(WrapSel::IpInIp) => {
+            let raw = f.clone().link(LinkType::RAW).build();
+            vec![outer(Frame::raw(ta, tb, if v6 { 41 } else { 4 }).payload(&raw)).build()]
+        }
+        Some(WrapSel::Fragments { at, reverse }) => {
+            let raw = f.clone().link(LinkType::RAW).build();
+            let l4 = raw.get(if v6 { 40 } else { 20 }..).unwrap_or(&[]);
+            let cut = 8 * (usize::from(*at) + 1);
+            if cut >= l4.len() {
+                vec![f.build()]
+            } else {
+                let proto = match &p.l4 {
+                    L4Sel::Tcp { .. } => 6,
+                    L4Sel::Udp { .. } => 17,
+                    L4Sel::Icmp { .. } => {
+                        if v6 {
+                            58
+                        } else {
+                            1
+                        }
+                    }
+                    L4Sel::Other(proto) => *proto,
+                };
+                let id = u32::from(p.sport) << 8 | u32::from(p.dport);
+                let piece = |from: usize, to: usize, more: bool| {
+                    let fr = Frame::raw(src, dst, proto).payload(&l4[from..to]);
+                    let fr = match vlan {
+                        Some(v) => fr.vlan(v),
+                        None => fr,
+                    };
+                    fr.fragment(from as u16, more, id).build()
+                };
+                let mut two = vec![piece(0, cut, true), piece(cut, l4.len(), false)];
+                if *reverse {
+                    two.reverse();
+                }
+                two
+            }
+        }
+    };
     if let Some(cut) = p.cut {
-        bytes.truncate(usize::from(cut));
+        for bytes in &mut frames {
+            bytes.truncate(usize::from(cut));
+        }
     }
-    bytes
+    frames
 }
 
 /// Follows every stream the driver reports: offsets must be contiguous from 0, each

@@ -275,6 +275,9 @@ pub fn encapsulated(
     let end = start + outer.payload_len as usize;
     let wire_end = start + outer.payload_wire_len as usize;
     let p = frame.get(start..end)?;
+    // Each arm yields plain locals (or returns): assembling a `Result` of a tuple and
+    // unpacking it afterwards went through the stack in pieces and stalled on the
+    // store-forwarding of its reload (benches/tunnels.rs: a third of `encapsulated`).
     let found = match kind {
         TunnelKind::IpInIp => {
             let v = p.first()? >> 4;
@@ -292,17 +295,19 @@ pub fn encapsulated(
         TunnelKind::Ayiya => ayiya(p)?,
         TunnelKind::Erspan => return None,
     };
-    Some(found.and_then(|(kind, inner, skip)| {
-        if skip > p.len() {
-            return Err(DecodeError::truncated(Layer::Tunnel, skip, p.len()));
-        }
-        Ok(Encap {
-            kind,
-            inner,
-            start: clamp_u32(start + skip),
-            end: clamp_u32(end),
-            wire_end: clamp_u32(wire_end),
-        })
+    let (kind, inner, skip) = match found {
+        Ok(t) => t,
+        Err(e) => return Some(Err(e)),
+    };
+    if skip > p.len() {
+        return Some(Err(DecodeError::truncated(Layer::Tunnel, skip, p.len())));
+    }
+    Some(Ok(Encap {
+        kind,
+        inner,
+        start: clamp_u32(start + skip),
+        end: clamp_u32(end),
+        wire_end: clamp_u32(wire_end),
     }))
 }
 
@@ -313,6 +318,7 @@ pub fn encapsulated(
 /// VLAN tags are the inner Ethernet header's when it has tagged ones and the outer
 /// frame's otherwise, and `has_mac` is false (the outer frame's MAC addresses are not
 /// the inner packet's).
+#[inline]
 pub fn decode_encapsulated(
     view: &PacketView<'_>,
     outer: &Headers,
@@ -364,6 +370,7 @@ pub fn decode_encapsulated(
 type Found = Result<(TunnelKind, Inner, usize), DecodeError>;
 
 /// GRE (RFC 2784 with RFC 2890's key and sequence number; version 1 is PPTP's).
+#[inline(always)]
 fn gre(p: &[u8]) -> Found {
     let h = header_at::<4>(p, 0, Layer::Tunnel)?;
     let (flags, version) = (h[0], h[1] & 0x07);
@@ -452,6 +459,7 @@ fn gre(p: &[u8]) -> Found {
 
 /// VXLAN: 8 bytes, the I flag (0x08) set, then Ethernet. Without the I flag the datagram
 /// is not VXLAN (`None`).
+#[inline(always)]
 fn vxlan(p: &[u8]) -> Option<Found> {
     let h = match header_at::<8>(p, 0, Layer::Tunnel) {
         Ok(h) => h,
@@ -461,6 +469,7 @@ fn vxlan(p: &[u8]) -> Option<Found> {
 }
 
 /// Geneve: version 0, options length in 4-byte words, protocol type.
+#[inline(always)]
 fn geneve(p: &[u8]) -> Option<Found> {
     let h = match header_at::<8>(p, 0, Layer::Tunnel) {
         Ok(h) => h,
@@ -484,6 +493,7 @@ fn geneve(p: &[u8]) -> Option<Found> {
 }
 
 /// GTP-U version 1: only G-PDU messages (type 255) carry user packets.
+#[inline(always)]
 fn gtp_u(p: &[u8]) -> Option<Found> {
     let h = match header_at::<8>(p, 0, Layer::Tunnel) {
         Ok(h) => h,

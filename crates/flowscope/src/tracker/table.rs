@@ -118,7 +118,7 @@ impl<K: Copy + Eq + Hash, V> Table<K, V> {
     }
 
     /// The live slot holding `key`.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn find(&self, key: &K) -> Option<u32> {
         let hash = self.hash(key);
         let slots = &self.slots;
