@@ -339,3 +339,44 @@ fn flows_without_payload_take_no_stream_state_and_lose_nothing_by_it() {
     assert_eq!(stats.responder.missed_bytes, 100);
     assert_eq!(stats.initiator.missed_bytes, 0);
 }
+
+/// `inner` (an Ethernet frame) inside VXLAN between two VTEPs.
+fn in_vxlan(inner: Vec<u8>) -> Vec<u8> {
+    let payload = [&[0x08u8, 0, 0, 0, 0, 0, 5, 0][..], &inner].concat();
+    Frame::udp("172.16.0.1".parse().unwrap(), 49152, "172.16.0.2".parse().unwrap(), 4789)
+        .payload(&payload)
+        .build()
+}
+
+#[test]
+fn tcp_inside_a_tunnel_is_reassembled_from_the_frame() {
+    let mut s = Script::new(FlowTrackerConfig::default());
+    let (c, v) = (s.client, s.server);
+    let seg = |from_client: bool, flags: u16, seq: u32, ack: u32, data: &[u8]| {
+        let (a, b) = if from_client { (c, v) } else { (v, c) };
+        in_vxlan(Frame::tcp(a.0, a.1, b.0, b.1, flags, seq, ack).payload(data).build())
+    };
+    s.send(seg(true, SYN, 100, 0, b""));
+    s.send(seg(false, SYN_ACK, 5000, 101, b""));
+    s.send(seg(true, ACK, 101, 5001, b""));
+    // Out of order inside the tunnel: the second segment first.
+    s.send(seg(true, PSH_ACK, 107, 5001, b"world"));
+    s.send(seg(true, PSH_ACK, 101, 5001, b"hello "));
+    s.send(seg(false, PSH_ACK, 5001, 112, b"ok"));
+    s.send(seg(true, FIN_ACK, 112, 5003, b""));
+    s.send(seg(false, FIN_ACK, 5003, 113, b""));
+    let events = s.finish();
+    assert_eq!(Script::stream(&events, FlowSide::Initiator), b"hello world");
+    assert_eq!(Script::stream(&events, FlowSide::Responder), b"ok");
+    // Two flows: the VXLAN UDP flow and the TCP connection inside it.
+    let ends: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            Ev::Ended { conn_state, history, .. } => Some((*conn_state, history.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ends.len(), 2, "{ends:?}");
+    assert!(ends.contains(&(ConnState::Sf, "ShADdFf".to_string())), "{ends:?}");
+    assert_eq!(s.driver.tracker_stats().tunnels.decapsulated(), 8);
+}
