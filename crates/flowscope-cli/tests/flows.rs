@@ -660,6 +660,12 @@ fn tunnelled_records_name_their_parents() {
         text.lines().any(|l| l.contains(&format!("\t{},{}\t", parents[0], parents[1]))),
         "{text}"
     );
+    // `packets` shows each layer.
+    let out = bin().arg("packets").arg(&geneve).output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let first = text.lines().next().unwrap();
+    assert!(first.contains("udp 20.0.0.1 50901 > 20.0.0.2 6081"), "{first}");
+    assert!(first.contains("| geneve icmp 30.0.0.1 8 > 30.0.0.2 0"), "{first}");
     // Off: only the two outer flows.
     let outer = flows(&[geneve], &["--tunnel-depth", "0"]);
     assert_eq!(outer.len(), 2);
