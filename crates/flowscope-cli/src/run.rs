@@ -8,7 +8,7 @@ use anyhow::Result;
 use flowscope::driver::{DriverEvent, DriverSink, FlowDriver};
 use flowscope::event::{AnomalyKind, FlowEvent, FlowSide};
 use flowscope::extract::{FiveTuple, FiveTupleKey};
-use flowscope::packet::{self, PacketView};
+use flowscope::packet::PacketView;
 use flowscope::tracker::{Disposition, FlowId, TrackerStats};
 use flowscope::Timestamp;
 
@@ -107,17 +107,10 @@ struct Tracking<H> {
 impl<H: FnMut(Event<'_>) -> Result<()>> Tracking<H> {
     fn packet(&mut self, view: &PacketView<'_>) -> Result<()> {
         let disposition = self.driver.handle_packet(view, &mut self.emit);
-        if let Disposition::Tracked { flow, created, .. } = disposition {
-            if created {
-                let every = self.active_timeout.unwrap_or(Duration::ZERO);
-                if let Some(meta) = self.driver.state_mut(flow) {
-                    // The VLAN a flow was first seen on (decoded again once per flow).
-                    meta.vlan = packet::decode(view).ok().and_then(|h| h.vlan.outer());
-                    meta.next_interim = view.ts.saturating_add(every);
-                }
-            } else if let Some(every) = self.active_timeout {
-                self.interim(flow, view.ts, every);
-            }
+        if let (Disposition::Tracked { flow, created: false, .. }, Some(every)) =
+            (disposition, self.active_timeout)
+        {
+            self.interim(flow, view.ts, every);
         }
         self.emit.error.take().map_or(Ok(()), Err)
     }
@@ -168,7 +161,14 @@ pub(crate) fn run(
         m.serve(addr)?;
     }
     let extractor = FiveTuple::new().with_vlan_in_key(opts.vlan_in_key);
-    let driver = FlowDriver::new(extractor, config).with_emit_anomalies(true);
+    let every = active_timeout.unwrap_or(Duration::ZERO);
+    // Per-flow state from the packet that made the flow (flows inside tunnels too): the
+    // VLAN it was first seen on, and when its first interim record is due.
+    let driver = FlowDriver::with_state_from(extractor, config, move |ex, ts| FlowMeta {
+        vlan: ex.headers.vlan.outer(),
+        next_interim: ts.saturating_add(every),
+    })
+    .with_emit_anomalies(true);
     let mut t =
         Tracking { driver, emit: Emit { handle, error: None, failed: false }, active_timeout };
     let read = match source {

@@ -169,14 +169,24 @@ impl<E: FlowExtractor, S: 'static> FlowDriver<E, S> {
         config: FlowTrackerConfig,
         mut new_state: impl FnMut(&E::Key) -> S + 'static,
     ) -> Self {
+        Self::with_state_from(extractor, config, move |ex, _| new_state(&ex.key))
+    }
+
+    /// A driver that creates each flow's user state from the packet that created it
+    /// (see [`FlowTracker::with_state_from`]).
+    pub fn with_state_from(
+        extractor: E,
+        config: FlowTrackerConfig,
+        mut new_state: impl FnMut(&crate::extract::Extracted<E::Key>, Timestamp) -> S + 'static,
+    ) -> Self {
         let reassembly = ReassemblyConfig::default()
             .with_max_buffer(config.max_buffer)
             .with_overflow(config.overflow_policy)
             .with_overlap(config.overlap_policy);
         let global_cap = config.max_reassembly_memory;
         FlowDriver {
-            tracker: FlowTracker::with_state(extractor, config, move |k| FlowState {
-                user: new_state(k),
+            tracker: FlowTracker::with_state_from(extractor, config, move |ex, ts| FlowState {
+                user: new_state(ex, ts),
                 streams: None,
                 anchors: [None; 2],
             }),

@@ -423,7 +423,7 @@ pub struct TunnelLayer<K> {
 }
 
 /// Creates a flow's user state from its key.
-type NewState<K, S> = Box<dyn FnMut(&K) -> S>;
+type NewState<K, S> = Box<dyn FnMut(&Extracted<K>, Timestamp) -> S>;
 
 /// Tracks flows: see the [module docs](self) for the call order and the time rules.
 ///
@@ -478,7 +478,19 @@ impl<E: FlowExtractor, S> FlowTracker<E, S> {
     pub fn with_state(
         extractor: E,
         config: FlowTrackerConfig,
-        new_state: impl FnMut(&E::Key) -> S + 'static,
+        mut new_state: impl FnMut(&E::Key) -> S + 'static,
+    ) -> Self {
+        Self::with_state_from(extractor, config, move |ex, _| new_state(&ex.key))
+    }
+
+    /// A tracker that creates each flow's state from the packet that created it (its
+    /// key, decoded headers and timestamp), for state that depends on more than the key:
+    /// the VLAN a flow was first seen on, when it started. Called once per flow, for
+    /// flows found inside tunnels too.
+    pub fn with_state_from(
+        extractor: E,
+        config: FlowTrackerConfig,
+        new_state: impl FnMut(&Extracted<E::Key>, Timestamp) -> S + 'static,
     ) -> Self {
         let mut timeouts = [Duration::ZERO; table::CLASSES];
         timeouts[CLASS_TCP as usize] = config.tcp_idle;
@@ -1017,7 +1029,7 @@ impl<E: FlowExtractor, S> FlowTracker<E, S> {
             sides: [Side::default(); 2],
             tcp: [TcpEndpoint::default(); 2],
             hist,
-            state: Some((self.new_state)(&ex.key)),
+            state: Some((self.new_state)(ex, ts)),
         };
         let class = flow.class();
         // Room was made above (the table holds at least one flow), so the insert cannot

@@ -860,3 +860,36 @@ fn fragments_inside_a_tunnel_are_reassembled_under_their_parent() {
     // One datagram, its full IP length, inside the GRE flow (serial 0).
     assert_eq!(udp, vec![(1, whole.len() as u64, vec![0])]);
 }
+
+#[test]
+fn state_from_sees_the_creating_packet_of_every_flow_tunnelled_or_not() {
+    let mut t: FlowTracker<FiveTuple, (u16, u8, Timestamp)> =
+        FlowTracker::with_state_from(FiveTuple::new(), FlowTrackerConfig::default(), |ex, ts| {
+            (ex.headers.vlan.outer().unwrap_or(0), ex.headers.ip.map_or(0, |ip| ip.proto), ts)
+        });
+    let frame = {
+        let inner =
+            Frame::udp("192.168.0.1".parse().unwrap(), 5, "192.168.0.2".parse().unwrap(), 53)
+                .link(LinkType::RAW)
+                .build();
+        let gre = [&[0u8, 0, 0x08, 0x00][..], &inner].concat();
+        Frame::raw("10.9.0.1".parse().unwrap(), "10.9.0.2".parse().unwrap(), 47)
+            .payload(&gre)
+            .vlan(7)
+            .build()
+    };
+    let ts = Timestamp::from_nanos(5_000_000_000);
+    let mut events = Vec::new();
+    t.handle_packet(&PacketView::new(ts, LinkType::ETHERNET, &frame), &mut events);
+    t.finish(&mut events);
+    let mut states: Vec<(u16, u8, Timestamp)> = events
+        .into_iter()
+        .filter_map(|e| match e {
+            FlowEvent::Ended { state, .. } => Some(state),
+            _ => None,
+        })
+        .collect();
+    states.sort();
+    // The GRE flow and the UDP flow inside it, both on the frame's VLAN, both at its time.
+    assert_eq!(states, vec![(7, 17, ts), (7, 47, ts)]);
+}
