@@ -246,10 +246,7 @@ pub fn defrag(data: &[u8]) {
     let mut clock = 1_700_000_000_000u64;
     // Datagrams that had a tampered piece since they last completed (by datagram, family).
     let mut tampered: HashMap<(u8, bool), bool> = HashMap::new();
-    let mut steps = 0;
-    while !u.is_empty() && steps < 512 {
-        let Ok(op) = FragOp::arbitrary(&mut u) else { break };
-        steps += 1;
+    for op in read_ops::<FragOp>(&mut u, DEFRAG_OPS) {
         clock += u64::from(op.dt_ms);
         let which = op.datagram % 4;
         let (src, dst): (IpAddr, IpAddr) = if op.v6 {
@@ -425,10 +422,7 @@ pub fn tracker_ops(data: &[u8]) {
     let mut streams = StreamCheck::new(max_buffer);
     let hosts: Vec<IpAddr> = HOSTS.iter().map(|h| h.parse().expect("literal")).collect();
     let mut now: u64 = 1_700_000_000_000_000_000;
-    let mut steps = 0;
-    while !u.is_empty() && steps < 1024 {
-        steps += 1;
-        let Ok(op) = Op::arbitrary(&mut u) else { break };
+    for op in read_ops::<Op>(&mut u, TRACKER_OPS) {
         match op {
             Op::Packet(p) => {
                 now = now.saturating_add_signed(i64::from(p.dt_ms) * 1_000_000);
@@ -556,34 +550,13 @@ fn build(hosts: &[IpAddr], p: &Pkt) -> Vec<Vec<u8>> {
             vec![outer(Frame::raw(ta, tb, if v6 { 41 } else { 4 }).payload(&raw)).build()]
         }
         Some(WrapSel::Fragments { at, reverse }) => {
-            let raw = f.clone().link(LinkType::RAW).build();
-            let l4 = raw.get(if v6 { 40 } else { 20 }..).unwrap_or(&[]);
+            // `f` carries the VLAN tag already, so each fragment does too.
+            let l4_len = f.clone().link(LinkType::RAW).build().len() - if v6 { 40 } else { 20 };
             let cut = 8 * (usize::from(*at) + 1);
-            if cut >= l4.len() {
+            if cut >= l4_len {
                 vec![f.build()]
             } else {
-                let proto = match &p.l4 {
-                    L4Sel::Tcp { .. } => 6,
-                    L4Sel::Udp { .. } => 17,
-                    L4Sel::Icmp { .. } => {
-                        if v6 {
-                            58
-                        } else {
-                            1
-                        }
-                    }
-                    L4Sel::Other(proto) => *proto,
-                };
-                let id = u32::from(p.sport) << 8 | u32::from(p.dport);
-                let piece = |from: usize, to: usize, more: bool| {
-                    let fr = Frame::raw(src, dst, proto).payload(&l4[from..to]);
-                    let fr = match vlan {
-                        Some(v) => fr.vlan(v),
-                        None => fr,
-                    };
-                    fr.fragment(from as u16, more, id).build()
-                };
-                let mut two = vec![piece(0, cut, true), piece(cut, l4.len(), false)];
+                let mut two = f.fragments(&[cut], u32::from(p.sport) << 8 | u32::from(p.dport));
                 if *reverse {
                     two.reverse();
                 }
@@ -919,6 +892,21 @@ fn sample_frames() -> Vec<(LinkType, Vec<u8>)> {
     out
 }
 
+/// Most operations a structured target runs per input.
+const TRACKER_OPS: usize = 1024;
+const DEFRAG_OPS: usize = 512;
+
+/// Up to `max` operations decoded from what is left of `u`, in order: how the structured
+/// targets (and `explain`) read their scripts.
+fn read_ops<'a, T: Arbitrary<'a>>(u: &mut Unstructured<'a>, max: usize) -> Vec<T> {
+    let mut ops = Vec::new();
+    while !u.is_empty() && ops.len() < max {
+        let Ok(op) = T::arbitrary(u) else { break };
+        ops.push(op);
+    }
+    ops
+}
+
 /// The seed corpus of `target`: inputs the project builds, each a file of the corpus.
 pub fn seeds(target: &str) -> Vec<Vec<u8>> {
     use flowscope::testkit::{demo_capture, write_pcap, NgInterface, PcapNgWriter};
@@ -991,22 +979,12 @@ pub fn explain(target: &str, data: &[u8]) -> String {
     match target {
         "tracker_ops" => {
             let limits = Limits::arbitrary(&mut u);
-            let mut ops = Vec::new();
-            while !u.is_empty() && ops.len() < 1024 {
-                let Ok(op) = Op::arbitrary(&mut u) else { break };
-                ops.push(op);
-            }
-            format!("{limits:#?}\n{ops:#?}")
+            format!("{limits:#?}\n{:#?}", read_ops::<Op>(&mut u, TRACKER_OPS))
         }
         "reassembly_oracle" => format!("{:#?}", Script::arbitrary(&mut u)),
         "defrag" => {
             let limits = DefragLimits::arbitrary(&mut u);
-            let mut ops = Vec::new();
-            while !u.is_empty() && ops.len() < 512 {
-                let Ok(op) = FragOp::arbitrary(&mut u) else { break };
-                ops.push(op);
-            }
-            format!("{limits:#?}\n{ops:#?}")
+            format!("{limits:#?}\n{:#?}", read_ops::<FragOp>(&mut u, DEFRAG_OPS))
         }
         _ => format!("{} bytes (not a structured target)", data.len()),
     }

@@ -172,17 +172,7 @@ fn bench(c: &mut Criterion) {
     for f in 0..1000u32 {
         let c: IpAddr = format!("10.1.{}.{}", f / 250, f % 250 + 1).parse().unwrap();
         let s: IpAddr = "10.2.0.1".parse().unwrap();
-        let whole = Frame::udp(c, 5000, s, 53).payload(&[3; 1400]).link(LinkType::RAW).build();
-        let l4 = &whole[20..];
-        for (start, end) in [(0usize, 512usize), (512, 1024), (1024, l4.len())] {
-            let more = end != l4.len();
-            frags.push(
-                Frame::raw(c, s, 17)
-                    .payload(&l4[start..end])
-                    .fragment(start as u16, more, f)
-                    .build(),
-            );
-        }
+        frags.extend(Frame::udp(c, 5000, s, 53).payload(&[3; 1400]).fragments(&[512, 1024], f));
     }
     let headers: Vec<Headers> = frags.iter().map(|f| decode(&view(f, 0)).unwrap()).collect();
     let mut g = c.benchmark_group("defrag");

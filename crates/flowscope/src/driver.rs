@@ -17,12 +17,11 @@ use crate::defrag::Datagram;
 use crate::event::{AnomalyKind, EndReason, FlowEvent, FlowSide, SideStats};
 use crate::extract::FlowExtractor;
 use crate::obs::Obs;
-use crate::packet::{Headers, PacketView, Transport};
+use crate::packet::{PacketView, Transport};
 use crate::reassembly::{Outcome, Reassembler, ReassemblyConfig, StreamEvent, StreamStats};
 use crate::time::Timestamp;
 use crate::tracker::{
-    Disposition, FlowId, FlowSnapshot, FlowTracker, FlowTrackerConfig, OverflowPolicy,
-    TrackerStats, TunnelLayer,
+    Disposition, FlowId, FlowSnapshot, FlowTracker, FlowTrackerConfig, OverflowPolicy, TrackerStats,
 };
 
 /// Everything the driver reports.
@@ -87,16 +86,6 @@ impl<K, S, F: FnMut(DriverEvent<'_, K, S>)> DriverSink<K, S> for F {
     fn event(&mut self, event: DriverEvent<'_, K, S>) {
         self(event)
     }
-}
-
-/// The innermost TCP segment of a tunnelled packet, to reassemble.
-struct InnerTcp {
-    flow: FlowId,
-    side: FlowSide,
-    tcp: crate::packet::TcpHeader,
-    headers: Headers,
-    /// When the segment's offsets refer to a datagram rebuilt from fragments.
-    datagram: Option<Datagram>,
 }
 
 /// Both sides' reassemblers: index 0 the initiator's stream, 1 the responder's.
@@ -295,11 +284,9 @@ impl<E: FlowExtractor, S> FlowDriver<E, S> {
         extracted: &Result<crate::extract::Extracted<E::Key>, crate::extract::Unmatched>,
         sink: &mut impl DriverSink<E::Key, S>,
     ) -> Disposition {
-        let Some(headers) = self.tracker.fragment_headers(packet, extracted) else {
-            return self.handle_whole(packet, extracted, true, sink);
-        };
-        let Some(datagram) = self.tracker.defragment(packet, &headers) else {
-            return Disposition::Fragment;
+        let datagram = match self.tracker.defragment(packet, extracted) {
+            Ok(d) => d,
+            Err(held) => return held,
         };
         let view = datagram.view(packet.ts);
         let extracted = self.tracker.extractor().extract(&view);
@@ -337,9 +324,10 @@ impl<E: FlowExtractor, S> FlowDriver<E, S> {
             // Tunnels: each layer inside is a flow of its own. Only UDP and the IP
             // protocols tunnels use can carry one.
             _ => {
-                let Some(inner) = self.handle_tunnelled(packet, &ex.headers, flow, sink) else {
-                    return disposition;
-                };
+                let (tracker, mut ends) = self.split(sink);
+                let found =
+                    tracker.follow_tunnels(packet, &ex.headers, flow, 0, &mut |e| ends.on(e));
+                let Some(inner) = found else { return disposition };
                 datagram = inner.datagram;
                 let frame = datagram.as_ref().map_or(packet.frame, |d| d.frame.as_slice());
                 (inner.flow, inner.side, inner.tcp, inner.headers.payload(frame))
@@ -350,60 +338,6 @@ impl<E: FlowExtractor, S> FlowDriver<E, S> {
             self.tracker.recycle_datagram(d);
         }
         disposition
-    }
-
-    /// Follow the tunnels inside a tracked packet (see [`FlowTracker::decapsulate`]),
-    /// up to the innermost TCP segment, which is returned for reassembly, with the
-    /// datagram its offsets refer to when fragments had to be reassembled on the way.
-    /// Recursion is bounded by the configured tunnel depth. Out of line, so plain
-    /// traffic's path stays as small as it was.
-    #[inline(never)]
-    fn handle_tunnelled(
-        &mut self,
-        packet: &PacketView<'_>,
-        outer: &Headers,
-        parent: FlowId,
-        sink: &mut impl DriverSink<E::Key, S>,
-    ) -> Option<InnerTcp> {
-        self.follow(packet, outer, parent, 0, sink)
-    }
-
-    fn follow(
-        &mut self,
-        packet: &PacketView<'_>,
-        outer: &Headers,
-        parent: FlowId,
-        depth: u8,
-        sink: &mut impl DriverSink<E::Key, S>,
-    ) -> Option<InnerTcp> {
-        let (tracker, mut ends) = self.split(sink);
-        let layer = tracker.decapsulate(packet, outer, parent, depth, &mut |e| ends.on(e))?;
-        let TunnelLayer { extracted, disposition, datagram, .. } = layer;
-        let (Ok(ex), Disposition::Tracked { flow, side, .. }) = (extracted, disposition) else {
-            if let Some(d) = datagram {
-                self.tracker.recycle_datagram(d);
-            }
-            return None;
-        };
-        if let Transport::Tcp(tcp) = ex.headers.transport {
-            return Some(InnerTcp { flow, side, tcp, headers: ex.headers, datagram });
-        }
-        let Some(d) = datagram else {
-            return self.follow(packet, &ex.headers, flow, depth + 1, sink);
-        };
-        // The layers inside were decoded from the rebuilt datagram: it must live as long
-        // as the segment that refers to it.
-        let found = self.follow(&d.view(packet.ts), &ex.headers, flow, depth + 1, sink);
-        match found {
-            Some(mut inner) if inner.datagram.is_none() => {
-                inner.datagram = Some(d);
-                Some(inner)
-            }
-            other => {
-                self.tracker.recycle_datagram(d);
-                other
-            }
-        }
     }
 
     /// Move the clock and end timed-out flows (see [`FlowTracker::advance`]).

@@ -184,6 +184,28 @@ impl Frame {
         self
     }
 
+    /// This packet cut into IP fragments at `cuts` (byte offsets into the IP payload,
+    /// ascending multiples of 8), each built like `self` (link type, tags, options) with
+    /// identification `id`; in order, the last one without the more-fragments flag.
+    /// IPv6 extension headers of `self` are not carried over.
+    pub fn fragments(&self, cuts: &[usize], id: u32) -> Vec<Vec<u8>> {
+        let whole = Frame { fragment: None, ipv6_ext: Vec::new(), ..self.clone() };
+        let raw = whole.clone().link(LinkType::RAW).build();
+        let header = if self.src.is_ipv6() { 40 } else { 20 + self.ipv4_options.len() };
+        let l4 = &raw[header..];
+        let bounds: Vec<usize> =
+            core::iter::once(0).chain(cuts.iter().copied()).chain([l4.len()]).collect();
+        bounds
+            .windows(2)
+            .map(|w| {
+                Frame { l4: L4::Raw(self.proto()), ..whole.clone() }
+                    .payload(&l4[w[0]..w[1]])
+                    .fragment(w[0] as u16, w[1] != l4.len(), id)
+                    .build()
+            })
+            .collect()
+    }
+
     fn proto(&self) -> u8 {
         match self.l4 {
             L4::Tcp { .. } => 6,

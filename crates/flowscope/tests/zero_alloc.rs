@@ -167,18 +167,8 @@ fn fragmented(rounds: u32) -> Vec<Vec<u8>> {
         for f in 0..500u32 {
             let c: IpAddr = format!("10.1.{}.{}", f / 250, f % 250 + 1).parse().unwrap();
             let s: IpAddr = "10.2.0.1".parse().unwrap();
-            let whole = Frame::udp(c, 5000, s, 53).payload(&[3; 1400]).link(LinkType::RAW).build();
-            let l4 = &whole[20..];
-            let id = r * 500 + f;
-            for (start, end) in [(0usize, 512usize), (512, 1024), (1024, l4.len())] {
-                let more = end != l4.len();
-                out.push(
-                    Frame::raw(c, s, 17)
-                        .payload(&l4[start..end])
-                        .fragment(start as u16, more, id)
-                        .build(),
-                );
-            }
+            let datagram = Frame::udp(c, 5000, s, 53).payload(&[3; 1400]);
+            out.extend(datagram.fragments(&[512, 1024], r * 500 + f));
         }
     }
     out

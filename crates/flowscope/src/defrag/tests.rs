@@ -22,24 +22,10 @@ fn whole(v6: bool) -> Frame {
     Frame::tcp(ip(a), 40000, ip(b), 80, flags::PSH_ACK, 1, 1).payload(&payload)
 }
 
-/// `frame`'s transport bytes cut at `cuts` (byte offsets, multiples of 8), each piece
-/// an Ethernet frame carrying one fragment with identification `id`.
+/// `frame`'s transport bytes cut at `cuts`, each piece an Ethernet frame carrying one
+/// fragment with identification `id`.
 fn fragments(frame: &Frame, cuts: &[usize], id: u32) -> Vec<Vec<u8>> {
-    let raw = frame.clone().link(LinkType::RAW).build();
-    let l4 = &raw[if frame.src.is_ipv6() { 40 } else { 20 }..];
-    let mut bounds = vec![0];
-    bounds.extend_from_slice(cuts);
-    bounds.push(l4.len());
-    bounds
-        .windows(2)
-        .map(|w| {
-            let more = w[1] != l4.len();
-            Frame::raw(frame.src, frame.dst, 6)
-                .payload(&l4[w[0]..w[1]])
-                .fragment(w[0] as u16, more, id)
-                .build()
-        })
-        .collect()
+    frame.fragments(cuts, id)
 }
 
 fn push(d: &mut Defragmenter, frame: &[u8], at: Timestamp) -> Push {

@@ -408,6 +408,16 @@ impl<S> Flow<S> {
     }
 }
 
+/// The innermost TCP segment of a tunnelled packet, for the driver to reassemble.
+pub(crate) struct InnerTcp {
+    pub(crate) flow: FlowId,
+    pub(crate) side: FlowSide,
+    pub(crate) tcp: crate::packet::TcpHeader,
+    pub(crate) headers: Headers,
+    /// When the segment's offsets refer to a datagram rebuilt from fragments.
+    pub(crate) datagram: Option<Datagram>,
+}
+
 /// A packet found inside a tunnel ([`FlowTracker::decapsulate`]).
 #[derive(Debug)]
 #[non_exhaustive]
@@ -647,11 +657,9 @@ impl<E: FlowExtractor, S> FlowTracker<E, S> {
         extracted: &Result<Extracted<E::Key>, Unmatched>,
         sink: &mut impl EventSink<E::Key, S>,
     ) -> Disposition {
-        let Some(headers) = self.fragment_headers(packet, extracted) else {
-            return self.handle_whole(packet, extracted, true, sink);
-        };
-        let Some(datagram) = self.defragment(packet, &headers) else {
-            return Disposition::Fragment;
+        let datagram = match self.defragment(packet, extracted) {
+            Ok(d) => d,
+            Err(held) => return held,
         };
         let view = datagram.view(packet.ts);
         let extracted = self.extractor.extract(&view);
@@ -670,32 +678,31 @@ impl<E: FlowExtractor, S> FlowTracker<E, S> {
             }
     }
 
-    /// The headers of a fragment `is_fragment` picked (decoded again when the extractor
-    /// gave up on it).
-    pub(crate) fn fragment_headers(
-        &self,
-        packet: &PacketView<'_>,
-        extracted: &Result<Extracted<E::Key>, Unmatched>,
-    ) -> Option<Headers> {
-        match extracted {
-            Ok(ex) => Some(ex.headers),
-            Err(_) => packet::decode(packet).ok(),
-        }
-    }
-
-    /// Hand a fragment to the defragmenter (it counts as one packet); the datagram it
-    /// completes, if any. Give the datagram back with `recycle_datagram`.
+    /// Hand a fragment `is_fragment` picked to the defragmenter (it counts as one
+    /// packet): the datagram it completes (give it back with `recycle_datagram`), or
+    /// what became of the fragment.
     pub(crate) fn defragment(
         &mut self,
         packet: &PacketView<'_>,
-        headers: &Headers,
-    ) -> Option<Datagram> {
+        extracted: &Result<Extracted<E::Key>, Unmatched>,
+    ) -> Result<Datagram, Disposition> {
         self.stats.packets += 1;
-        let pushed = self.defrag.push(packet, headers);
+        // A fragment the extractor could not key was decoded by it, but the headers are
+        // not kept in `Unmatched`: decode again (fragments only).
+        let decoded = match extracted {
+            Ok(ex) => Ok(ex.headers),
+            Err(_) => packet::decode(packet),
+        };
+        let Ok(headers) = decoded else {
+            // Not reached: the extractor decoded the same bytes. Counted all the same.
+            self.stats.unmatched.count(&Unmatched::Fragment);
+            return Err(Disposition::Unmatched(Unmatched::Fragment));
+        };
+        let pushed = self.defrag.push(packet, &headers);
         self.stats.defrag = *self.defrag.stats();
         match pushed {
-            Push::Complete(d) => Some(d),
-            Push::Absorbed => None,
+            Push::Complete(d) => Ok(d),
+            Push::Absorbed => Err(Disposition::Fragment),
         }
     }
 
@@ -719,37 +726,55 @@ impl<E: FlowExtractor, S> FlowTracker<E, S> {
         // traffic, skips the call.
         if let (Ok(outer), Disposition::Tracked { flow, .. }) = (extracted, disposition) {
             if !matches!(outer.headers.transport, Transport::Tcp(_)) {
-                self.follow_tunnels(packet, &outer.headers, flow, 0, sink);
+                // The tracker has no streams: an inner TCP segment needs nothing more.
+                if let Some(InnerTcp { datagram: Some(d), .. }) =
+                    self.follow_tunnels(packet, &outer.headers, flow, 0, sink)
+                {
+                    self.defrag.recycle(d);
+                }
             }
         }
         disposition
     }
 
-    /// Track the packets nested inside `outer`, layer by layer (recursion bounded by
-    /// the configured depth). Out of line, like the fragment path.
+    /// Track the packets nested inside `outer` (decoded from `packet`, tracked as flow
+    /// `parent`), layer by layer, down to an innermost TCP segment, which is returned
+    /// for the driver to reassemble. Recursion is bounded by the configured depth. Out of
+    /// line, like the fragment path.
     #[inline(never)]
-    fn follow_tunnels(
+    pub(crate) fn follow_tunnels(
         &mut self,
         packet: &PacketView<'_>,
         outer: &Headers,
         parent: FlowId,
         depth: u8,
         sink: &mut impl EventSink<E::Key, S>,
-    ) {
-        let Some(layer) = self.decapsulate(packet, outer, parent, depth, sink) else { return };
-        let TunnelLayer { extracted, disposition, datagram } = layer;
-        let (Ok(ex), Disposition::Tracked { flow, .. }) = (extracted, disposition) else {
+    ) -> Option<InnerTcp> {
+        let TunnelLayer { extracted, disposition, datagram } =
+            self.decapsulate(packet, outer, parent, depth, sink)?;
+        let (Ok(ex), Disposition::Tracked { flow, side, .. }) = (extracted, disposition) else {
             if let Some(d) = datagram {
                 self.defrag.recycle(d);
             }
-            return;
+            return None;
         };
-        match datagram {
-            Some(d) => {
-                self.follow_tunnels(&d.view(packet.ts), &ex.headers, flow, depth + 1, sink);
-                self.defrag.recycle(d);
+        if let Transport::Tcp(tcp) = ex.headers.transport {
+            return Some(InnerTcp { flow, side, tcp, headers: ex.headers, datagram });
+        }
+        let Some(d) = datagram else {
+            return self.follow_tunnels(packet, &ex.headers, flow, depth + 1, sink);
+        };
+        // The layers inside were decoded from the rebuilt datagram: it must live as long
+        // as a segment that refers to it.
+        match self.follow_tunnels(&d.view(packet.ts), &ex.headers, flow, depth + 1, sink) {
+            Some(mut inner) if inner.datagram.is_none() => {
+                inner.datagram = Some(d);
+                Some(inner)
             }
-            None => self.follow_tunnels(packet, &ex.headers, flow, depth + 1, sink),
+            other => {
+                self.defrag.recycle(d);
+                other
+            }
         }
     }
 

@@ -568,12 +568,10 @@ fn unmatched_packets_are_counted_by_reason() {
 fn fragmented_segment_is_tracked_once_as_the_datagram() {
     let mut s = Script::new();
     let (c, v) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
-    let whole =
-        Frame::tcp(c, 40000, v, 80, SYN, 100, 0).payload(&[7; 40]).link(LinkType::RAW).build();
-    let l4 = &whole[20..];
+    let syn = Frame::tcp(c, 40000, v, 80, SYN, 100, 0).payload(&[7; 40]);
+    let whole = syn.clone().link(LinkType::RAW).build();
     // The TCP header itself split in two (8 + 52 bytes).
-    let first = Frame::raw(c, v, 6).payload(&l4[..8]).fragment(0, true, 9).build();
-    let second = Frame::raw(c, v, 6).payload(&l4[8..]).fragment(8, false, 9).build();
+    let [first, second]: [Vec<u8>; 2] = syn.fragments(&[8], 9).try_into().unwrap();
     let wire = (first.len() + second.len()) as u64;
     assert_eq!(s.send(first), Disposition::Fragment);
     assert!(matches!(s.send(second), Disposition::Tracked { created: true, .. }));
@@ -835,12 +833,9 @@ fn decapsulation_can_be_switched_off() {
 fn fragments_inside_a_tunnel_are_reassembled_under_their_parent() {
     let mut s = Script::new();
     let (c, v) = ("192.168.0.1".parse().unwrap(), "192.168.0.2".parse().unwrap());
-    let whole = Frame::udp(c, 5000, v, 53).payload(&[9; 100]).link(LinkType::RAW).build();
-    let l4 = &whole[20..];
-    let first =
-        Frame::raw(c, v, 17).payload(&l4[..64]).fragment(0, true, 3).link(LinkType::RAW).build();
-    let second =
-        Frame::raw(c, v, 17).payload(&l4[64..]).fragment(64, false, 3).link(LinkType::RAW).build();
+    let udp = Frame::udp(c, 5000, v, 53).payload(&[9; 100]).link(LinkType::RAW);
+    let whole = udp.build();
+    let [first, second]: [Vec<u8>; 2] = udp.fragments(&[64], 3).try_into().unwrap();
     assert!(matches!(s.send(in_gre(first, 1)), Disposition::Tracked { .. }));
     s.send(in_gre(second, 1));
     let events = s.finish();

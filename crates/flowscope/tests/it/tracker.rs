@@ -78,6 +78,26 @@ const NOT_COMPARABLE: &[(&str, &str)] = &[
 type Dir = (u8, IpAddr, u16, IpAddr, u16);
 type Totals = (u64, u64, u64);
 
+/// Packets, L2 bytes and IP bytes of the ended flows, summed by direction.
+fn by_direction(events: &[FlowEvent<FiveTupleKey>]) -> HashMap<Dir, Totals> {
+    let mut out: HashMap<Dir, Totals> = HashMap::new();
+    for e in events {
+        if let FlowEvent::Ended { key, initiator, stats, .. } = e {
+            for (o, s) in [(*initiator, &stats.initiator), (initiator.flip(), &stats.responder)] {
+                let (a, pa) = key.src(o);
+                let (b, pb) = key.dst(o);
+                add(
+                    out.entry((key.proto(), a, pa, b, pb)).or_default(),
+                    s.packets,
+                    s.l2_bytes,
+                    s.ip_bytes,
+                );
+            }
+        }
+    }
+    out
+}
+
 fn add(t: &mut Totals, packets: u64, l2: u64, ip: u64) {
     t.0 += packets;
     t.1 += l2;
@@ -127,22 +147,7 @@ fn per_flow_counts_equal_tshark() {
         let fragmented = st.defrag.fragments > 0;
         fragmented_captures += usize::from(fragmented);
         // Ours, by direction.
-        let mut ours: HashMap<Dir, Totals> = HashMap::new();
-        for e in &events {
-            if let FlowEvent::Ended { key, initiator, stats, .. } = e {
-                for (o, s) in [(*initiator, &stats.initiator), (initiator.flip(), &stats.responder)]
-                {
-                    let (a, pa) = key.src(o);
-                    let (b, pb) = key.dst(o);
-                    add(
-                        ours.entry((key.proto(), a, pa, b, pb)).or_default(),
-                        s.packets,
-                        s.l2_bytes,
-                        s.ip_bytes,
-                    );
-                }
-            }
-        }
+        let mut ours = by_direction(&events);
         // The two by-design differences, added frame by frame.
         for p in &cap.packets {
             let view = PacketView::new(p.ts, p.link, &p.data).with_orig_len(p.orig_len);
@@ -238,17 +243,8 @@ fn tunnelled_packet_counts_equal_tshark() {
         let convs = jsonl(&shared().join("pcaps/ref/conversations").join(format!("{name}.jsonl")));
         let cap = read_capture(&shared().join("pcaps").join(file));
         let (events, st) = track(&cap.packets, FlowTrackerConfig::default());
-        let mut ours: HashMap<Dir, u64> = HashMap::new();
-        for e in &events {
-            if let FlowEvent::Ended { key, initiator, stats, .. } = e {
-                for (o, s) in [(*initiator, &stats.initiator), (initiator.flip(), &stats.responder)]
-                {
-                    let (a, pa) = key.src(o);
-                    let (b, pb) = key.dst(o);
-                    *ours.entry((key.proto(), a, pa, b, pb)).or_default() += s.packets;
-                }
-            }
-        }
+        let mut ours: HashMap<Dir, u64> =
+            by_direction(&events).into_iter().map(|(d, t)| (d, t.0)).collect();
         // tshark counts an ICMP error under the conversation it quotes (see
         // `per_flow_counts_equal_tshark`), at any tunnel depth.
         for p in &cap.packets {
