@@ -409,6 +409,8 @@ impl<S> Flow<S> {
 }
 
 /// The innermost TCP segment of a tunnelled packet, for the driver to reassemble.
+// Without the driver (feature `reassembler`) only the datagram is read.
+#[cfg_attr(not(feature = "reassembler"), allow(dead_code))]
 pub(crate) struct InnerTcp {
     pub(crate) flow: FlowId,
     pub(crate) side: FlowSide,
