@@ -56,6 +56,9 @@ pub struct DefragConfig {
     /// Fragments per datagram (default 256: 64 KiB in 256-byte pieces); more drop the
     /// datagram.
     pub max_fragments: usize,
+    /// Payload bytes one datagram may reach (default and most 65,535, what either IP
+    /// version can fragment); a fragment reaching past it drops the datagram.
+    pub max_datagram_bytes: u32,
     /// Bytes buffered across all datagrams in flight (default 16 MiB); at the cap the
     /// oldest datagrams are dropped.
     pub max_bytes: usize,
@@ -70,6 +73,7 @@ impl Default for DefragConfig {
             enabled: true,
             max_datagrams: 4096,
             max_fragments: 256,
+            max_datagram_bytes: MAX_PAYLOAD,
             max_bytes: 16 << 20,
             timeout: Duration::from_secs(30),
         }
@@ -85,6 +89,12 @@ impl DefragConfig {
     /// Set the datagrams in flight.
     pub fn with_max_datagrams(mut self, n: usize) -> Self {
         self.max_datagrams = n.max(1);
+        self
+    }
+
+    /// Set the payload bytes one datagram may reach (at most 65,535).
+    pub fn with_max_datagram_bytes(mut self, n: u32) -> Self {
+        self.max_datagram_bytes = n.min(MAX_PAYLOAD);
         self
     }
 
@@ -129,7 +139,7 @@ pub struct DefragStats {
     pub dropped_overlap: u64,
     /// Datagrams dropped because their fragments did not all arrive within the timeout.
     pub dropped_timeout: u64,
-    /// Datagrams dropped because they would exceed 65,535 payload bytes, had more than
+    /// Datagrams dropped because they would exceed `max_datagram_bytes`, had more than
     /// `max_fragments` fragments, an empty fragment, a non-final fragment whose length is
     /// not a multiple of 8, or fragments that disagreed on the datagram's end.
     pub dropped_invalid: u64,
@@ -414,7 +424,11 @@ impl Defragmenter {
         };
         // All but the last fragment carry a multiple of 8 bytes, and none is empty.
         let misaligned = (frag.more && len % 8 != 0) || len == 0;
-        if end > MAX_PAYLOAD || bad_end || misaligned || p.ranges.len() >= max_fragments {
+        if end > self.config.max_datagram_bytes.min(MAX_PAYLOAD)
+            || bad_end
+            || misaligned
+            || p.ranges.len() >= max_fragments
+        {
             self.stats.dropped_invalid += 1;
             self.release(slot);
             return Push::Absorbed;

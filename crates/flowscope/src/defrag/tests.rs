@@ -265,3 +265,16 @@ fn buffers_are_reused() {
     assert_eq!(d.memory_bytes(), before);
     assert_eq!(d.stats().reassembled, 100);
 }
+
+#[test]
+fn datagram_size_cap_drops_what_reaches_past_it() {
+    let f = whole(false);
+    // The segment's IP payload is 1,020 bytes: within 1,024, past 1,016.
+    let frames = fragments(&f, &[512], 11);
+    let mut d = Defragmenter::new(DefragConfig::default().with_max_datagram_bytes(1024));
+    assert!(matches!(run(&mut d, &frames), Datagram { .. }));
+    let mut d = Defragmenter::new(DefragConfig::default().with_max_datagram_bytes(1016));
+    push(&mut d, &frames[0], ts(0));
+    assert!(matches!(push(&mut d, &frames[1], ts(1)), Push::Absorbed));
+    assert_eq!((d.stats().dropped_invalid, d.stats().reassembled, d.in_flight()), (1, 0, 0));
+}
