@@ -63,6 +63,26 @@ impl Runner {
             self.events.clear();
         }
     }
+
+    /// The same pass through `handle_batch`, 256 packets per call.
+    #[inline]
+    fn pass_batched<'a>(&mut self, frames: &'a [Vec<u8>], views: &mut Vec<PacketView<'a>>) {
+        for group in frames.chunks(256) {
+            views.clear();
+            for f in group {
+                self.clock += 100;
+                views.push(PacketView::new(
+                    Timestamp::from_nanos(self.clock),
+                    LinkType::ETHERNET,
+                    f,
+                ));
+            }
+            self.tracker.handle_batch(views, &mut self.events, |d| {
+                black_box(d);
+            });
+            self.events.clear();
+        }
+    }
 }
 
 fn round_robin(c: &mut Criterion, name: &str, flows: u32, reps: usize) {
@@ -83,6 +103,8 @@ fn round_robin(c: &mut Criterion, name: &str, flows: u32, reps: usize) {
         g.sample_size(10).measurement_time(Duration::from_secs(10));
     }
     g.bench_function(name, |b| b.iter(|| r.pass(&pass)));
+    let mut views = Vec::with_capacity(256);
+    g.bench_function(format!("{name}_batched"), |b| b.iter(|| r.pass_batched(&pass, &mut views)));
     g.finish();
 }
 

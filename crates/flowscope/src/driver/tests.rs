@@ -380,3 +380,105 @@ fn tcp_inside_a_tunnel_is_reassembled_from_the_frame() {
     assert!(ends.contains(&(ConnState::Sf, "ShADdFf".to_string())), "{ends:?}");
     assert_eq!(s.driver.tracker_stats().tunnels.decapsulated(), 8);
 }
+
+/// Everything a run reports, folded into one number per packet so whole captures can be
+/// compared: each event (stream bytes included) and each disposition.
+#[cfg(feature = "pcap")]
+#[derive(Default)]
+struct Digests(Vec<u64>);
+
+#[cfg(feature = "pcap")]
+impl Digests {
+    fn push(&mut self, what: &dyn core::fmt::Debug) {
+        use std::hash::{DefaultHasher, Hasher};
+        struct W(DefaultHasher);
+        impl core::fmt::Write for W {
+            fn write_str(&mut self, s: &str) -> core::fmt::Result {
+                self.0.write(s.as_bytes());
+                Ok(())
+            }
+        }
+        let mut w = W(DefaultHasher::new());
+        core::fmt::write(&mut w, format_args!("{what:?}")).unwrap();
+        self.0.push(w.0.finish());
+    }
+}
+
+/// `handle_batch` with every group looked up ahead reports exactly what `handle_packet`
+/// one at a time does, on every shared capture: with the default table, and with a
+/// 64-flow table, where flows are evicted and slots reused between a group's lookups and
+/// its packets (so the slot hints go stale).
+#[cfg(feature = "pcap")]
+#[test]
+// The library does no I/O; this test reads the shared captures.
+#[allow(clippy::disallowed_methods)]
+fn batches_report_what_single_packets_do_on_every_shared_capture() {
+    use std::path::{Path, PathBuf};
+
+    fn captures(dir: &Path, out: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                captures(&path, out);
+            } else if path.extension().is_some_and(|e| e == "pcap" || e == "pcapng" || e == "cap") {
+                out.push(path);
+            }
+        }
+    }
+    let shared = std::env::var("FLOWSCOPE_SHARED").map_or_else(
+        |_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared"),
+        PathBuf::from,
+    );
+    let mut files = Vec::new();
+    captures(&shared.join("pcaps"), &mut files);
+    files.sort();
+    assert!(files.len() >= 80, "shared captures not found under {}", shared.display());
+
+    let run = |packets: &[PacketView<'_>], config: &FlowTrackerConfig, batched: bool| {
+        let mut d = FlowDriver::new(FiveTuple::new(), config.clone()).with_emit_anomalies(true);
+        let mut out = Digests::default();
+        let mut events = Digests::default();
+        if batched {
+            d.tracker.warm_above = 0;
+            let mut sink = |e: DriverEvent<'_, FiveTupleKey>| events.push(&e);
+            let mut dispositions = Vec::new();
+            // Uneven calls, so groups straddle call boundaries and remainders occur.
+            for chunk in packets.chunks(37) {
+                d.handle_batch(chunk, &mut sink, |disp| dispositions.push(disp));
+            }
+            d.finish(&mut sink);
+            dispositions.iter().for_each(|disp| out.push(disp));
+        } else {
+            let mut sink = |e: DriverEvent<'_, FiveTupleKey>| events.push(&e);
+            for p in packets {
+                let disp = d.handle_packet(p, &mut sink);
+                out.push(&disp);
+            }
+            d.finish(&mut sink);
+        }
+        out.push(d.tracker_stats());
+        out.push(d.stats());
+        (out.0, events.0)
+    };
+    let small = FlowTrackerConfig::default().with_max_flows(64);
+    let mut warmed = 0usize;
+    for file in &files {
+        let bytes = std::fs::read(file).unwrap();
+        let Ok(mut reader) = crate::pcap::PcapReader::new(bytes.as_slice()) else { continue };
+        let mut owned = Vec::new();
+        while let Ok(Some(p)) = reader.next_packet() {
+            owned.push((p.ts, p.link, p.data.to_vec(), p.orig_len));
+        }
+        let views: Vec<PacketView<'_>> = owned
+            .iter()
+            .map(|(ts, link, data, orig)| PacketView::new(*ts, *link, data).with_orig_len(*orig))
+            .collect();
+        for config in [&FlowTrackerConfig::default(), &small] {
+            let single = run(&views, config, false);
+            let batch = run(&views, config, true);
+            assert!(single == batch, "{}: batched run differs", file.display());
+        }
+        warmed += views.len();
+    }
+    assert!(warmed > 250_000, "{warmed} packets");
+}

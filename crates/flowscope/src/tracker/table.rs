@@ -22,6 +22,9 @@ pub(crate) const NIL: u32 = u32::MAX;
 /// How many timeout classes (lists) there are.
 pub(crate) const CLASSES: usize = 5;
 
+/// The `class` of a free slot.
+const FREE: u8 = u8::MAX;
+
 #[derive(Debug)]
 pub(crate) struct Slot<K, V> {
     pub(crate) key: K,
@@ -117,6 +120,17 @@ impl<K: Copy + Eq + Hash, V> Table<K, V> {
         self.hasher.hash_one(key)
     }
 
+    /// The live slot holding `key`, trying slot `hint` first (a slot a lookup found
+    /// earlier, which may have been freed or reused since; `NIL` for none): a live slot
+    /// with an equal key is the one the index would find, since keys are unique.
+    #[inline(always)]
+    pub(crate) fn find_hinted(&self, key: &K, hint: u32) -> Option<u32> {
+        match self.slots.get(hint as usize) {
+            Some(s) if s.class != FREE && s.key == *key => Some(hint),
+            _ => self.find(key),
+        }
+    }
+
     /// The live slot holding `key`.
     #[inline(always)]
     pub(crate) fn find(&self, key: &K) -> Option<u32> {
@@ -171,6 +185,9 @@ impl<K: Copy + Eq + Hash, V> Table<K, V> {
         if let Ok(entry) = self.index.find_entry(hash, |&x| x == id) {
             entry.remove();
             self.unlink(id);
+            if let Some(s) = self.slots.get_mut(id as usize) {
+                s.class = FREE;
+            }
             self.free.push(id);
             self.len -= 1;
         }
@@ -310,6 +327,11 @@ mod tests {
                 }
                 prop_assert_eq!(t.len(), model.len());
                 prop_assert!(t.len() <= 32);
+                for k in 0..64u64 {
+                    for hint in [NIL, 0, 5, 31] {
+                        prop_assert_eq!(t.find_hinted(&k, hint), t.find(&k));
+                    }
+                }
                 for (k, (v, _)) in &model {
                     let id = t.find(k).unwrap();
                     prop_assert_eq!(t.get(id).unwrap().value, *v);

@@ -62,7 +62,7 @@ pub(crate) mod hist {
 #[derive(Copy, Clone, Debug, Default)]
 pub(crate) struct HistoryRec {
     pub(crate) letters: History,
-    seen: u32,
+    pub(crate) seen: u32,
     /// Letters dropped because `letters` was full.
     pub(crate) overflow: u8,
 }

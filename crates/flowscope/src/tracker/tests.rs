@@ -888,3 +888,60 @@ fn state_from_sees_the_creating_packet_of_every_flow_tunnelled_or_not() {
     // The GRE flow and the UDP flow inside it, both on the frame's VLAN, both at its time.
     assert_eq!(states, vec![(7, 17, ts), (7, 47, ts)]);
 }
+
+/// `handle_batch` with every group looked up ahead reports exactly what `handle_packet`
+/// does one packet at a time, on seeded random traffic that ends, evicts, expires and
+/// reuses flows inside groups (a 32-flow table, 120 client endpoints, time jumps past the UDP
+/// timeout): stale slot hints must never be taken for the flow.
+#[test]
+fn batches_report_what_single_packets_do() {
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let server: IpAddr = "192.0.2.1".parse().unwrap();
+    let mut frames = Vec::new();
+    let mut now = 1_700_000_000_000_000_000u64;
+    for _ in 0..20_000 {
+        let r = next();
+        let client: IpAddr = format!("10.0.0.{}", r % 40).parse().unwrap();
+        let port = 40_000 + (r >> 16) as u16 % 3;
+        let (seq, ack) = ((r >> 20) as u32 % 4 * 1000, (r >> 30) as u32 % 4 * 1000);
+        let flags = [SYN, SYN_ACK, ACK, PSH_ACK, FIN_ACK, RST, RST_ACK][(r >> 40) as usize % 7];
+        let frame = match (r >> 44) % 8 {
+            0 => Frame::udp(client, port, server, 53).payload(&[1; 20]),
+            1 => Frame::icmp(client, server, 8, 0, [0, 1, 0, (r >> 48) as u8 % 3]),
+            2 => Frame::tcp(server, 443, client, port, flags, ack, seq).payload(&[2; 10]),
+            _ => Frame::tcp(client, port, server, 443, flags, seq, ack).payload(&[3; 10]),
+        };
+        now += if (r >> 52) % 500 == 0 { 90_000_000_000 } else { 1_000_000 * ((r >> 56) % 50) };
+        frames.push((Timestamp::from_nanos(now), frame.build()));
+    }
+    let views: Vec<PacketView<'_>> =
+        frames.iter().map(|(ts, f)| PacketView::new(*ts, LinkType::ETHERNET, f)).collect();
+    let config = FlowTrackerConfig::default().with_max_flows(32);
+
+    let mut single = FlowTracker::new(FiveTuple::new(), config.clone());
+    let (mut events, mut dispositions) = (Vec::<Ev>::new(), Vec::new());
+    for v in &views {
+        dispositions.push(single.handle_packet(v, &mut events));
+    }
+    single.finish(&mut events);
+
+    let mut batched = FlowTracker::new(FiveTuple::new(), config);
+    batched.warm_above = 0;
+    let (mut b_events, mut b_dispositions) = (Vec::<Ev>::new(), Vec::new());
+    for chunk in views.chunks(29) {
+        batched.handle_batch(chunk, &mut b_events, |d| b_dispositions.push(d));
+    }
+    batched.finish(&mut b_events);
+
+    assert!(single.stats().flows_ended.evicted > 1_000, "{:?}", single.stats());
+    assert!(single.stats().port_reuses > 200, "{:?}", single.stats());
+    assert_eq!(dispositions, b_dispositions);
+    assert_eq!(events, b_events);
+    assert_eq!(single.stats(), batched.stats());
+}
