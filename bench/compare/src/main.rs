@@ -11,6 +11,11 @@
 //! reordering (about one segment in eight swapped with its successor), it counts the
 //! stream sides each driver reassembles intact: byte for byte what the sender sent.
 //!
+//! Ours runs twice: one packet at a time (`handle_packet`), and through `handle_batch`
+//! ("batch"), which reports the same but looks groups of flows up ahead once the table
+//! outgrows the caches. Upstream has one way. After the captures it times generated
+//! captures with 16,384 and a million flows live at once (trackers only for the latter).
+//!
 //! Inputs are Ethernet captures (upstream's `PacketView` has no link type); frames of
 //! other link types are skipped and counted. Without arguments it reads the large
 //! captures in `../shared/pcaps/large/` beside the checkout.
@@ -122,6 +127,36 @@ fn run_ours_tracker(mut t: FlowTracker<FiveTuple>, p: &Packets) {
     black_box(t.stats().flows_created);
 }
 
+/// Views over `p`, `BATCH_VIEWS` at a time, for `handle_batch`.
+const BATCH_VIEWS: usize = 1024;
+
+fn views<'a>(p: &'a Packets, group: &[(u64, usize, usize)], out: &mut Vec<PacketView<'a>>) {
+    out.clear();
+    out.extend(group.iter().map(|&(ts, s, e)| {
+        PacketView::new(Timestamp::from_nanos(ts), LinkType::ETHERNET, &p.data[s..e])
+    }));
+}
+
+fn run_ours_tracker_batched(mut t: FlowTracker<FiveTuple>, p: &Packets) {
+    let mut group = Vec::with_capacity(BATCH_VIEWS);
+    for chunk in p.index.chunks(BATCH_VIEWS) {
+        views(p, chunk, &mut group);
+        t.handle_batch(
+            &group,
+            &mut |e| {
+                black_box(e);
+            },
+            |d| {
+                black_box(d);
+            },
+        );
+    }
+    t.finish(&mut |e| {
+        black_box(e);
+    });
+    black_box(t.stats().flows_created);
+}
+
 type UpTracker = upstream::FlowTracker<upstream::extract::FiveTuple>;
 
 fn upstream_tracker() -> UpTracker {
@@ -152,6 +187,24 @@ fn run_ours_driver(mut d: FlowDriver<FiveTuple>, p: &Packets) {
     for (ts, frame) in p.iter() {
         let view = PacketView::new(Timestamp::from_nanos(ts), LinkType::ETHERNET, frame);
         black_box(d.handle_packet(&view, &mut sink));
+    }
+    d.finish(&mut sink);
+    black_box(bytes);
+}
+
+fn run_ours_driver_batched(mut d: FlowDriver<FiveTuple>, p: &Packets) {
+    let mut bytes = 0usize;
+    let mut sink = |e: DriverEvent<'_, FiveTupleKey>| {
+        if let DriverEvent::Data { bytes: b, .. } = e {
+            bytes += b.len();
+        }
+    };
+    let mut group = Vec::with_capacity(BATCH_VIEWS);
+    for chunk in p.index.chunks(BATCH_VIEWS) {
+        views(p, chunk, &mut group);
+        d.handle_batch(&group, &mut sink, |disp| {
+            black_box(disp);
+        });
     }
     d.finish(&mut sink);
     black_box(bytes);
@@ -190,7 +243,7 @@ fn report(what: &str, p: &Packets, ours: Duration, theirs: Duration) {
     );
 }
 
-fn compare(p: &Packets) {
+fn compare(p: &Packets, drivers: bool) {
     println!(
         "{}: {} packets, {:.1} MB{}",
         p.name,
@@ -203,11 +256,18 @@ fn compare(p: &Packets) {
         }
     );
     let o = best(ours_tracker, |t| run_ours_tracker(t, p));
+    let ob = best(ours_tracker, |t| run_ours_tracker_batched(t, p));
     let u = best(upstream_tracker, |t| run_upstream_tracker(t, p));
     report("tracker", p, o, u);
+    report("  batch", p, ob, u);
+    if !drivers {
+        return;
+    }
     let o = best(ours_driver, |d| run_ours_driver(d, p));
+    let ob = best(ours_driver, |d| run_ours_driver_batched(d, p));
     let u = best(upstream_driver, |d| run_upstream_driver(d, p));
     report("driver", p, o, u);
+    report("  batch", p, ob, u);
 }
 
 /// TCP connections whose segments are lightly reordered, and every stream side sent.
@@ -291,6 +351,36 @@ fn reordered_capture(flows: u32) -> (Packets, Vec<Vec<u8>>) {
         }
     }
     (p, sent)
+}
+
+/// `flows` TCP connections already under way (no handshake seen), all live at once:
+/// `rounds` rounds of one 64-byte segment per flow, 1 us apart, clients and servers
+/// taking turns by round. A table of a million flows is far larger than any cache.
+fn wide_capture(flows: u32, rounds: u32) -> Packets {
+    let mut p = Packets {
+        name: format!("generated, {flows} flows live at once, {rounds} packets each"),
+        data: Vec::new(),
+        index: Vec::new(),
+        skipped: 0,
+    };
+    let s = IpAddr::from([10, 2, 0, 1]);
+    let mut t = 1_700_000_000_000_000_000u64;
+    for round in 0..rounds {
+        let from_client = round % 2 == 0;
+        // What this side sent before (seq) and what the other side sent before (ack).
+        let (seq, ack) = (1 + round / 2 * 64, 1 + round.div_ceil(2) * 64);
+        for f in 0..flows {
+            let c = IpAddr::from([10, 1 + (f >> 16) as u8, (f >> 8) as u8, f as u8]);
+            let frame = if from_client {
+                Frame::tcp(c, 40_000, s, 443, flags::PSH_ACK, seq, ack)
+            } else {
+                Frame::tcp(s, 443, c, 40_000, flags::PSH_ACK, seq, ack)
+            };
+            t += 1_000;
+            p.push(t, &frame.payload(&[0x17; 64]).build());
+        }
+    }
+    p
 }
 
 /// How many of `sent` appear, byte for byte, among `got` (each used once).
@@ -396,6 +486,31 @@ fn upstream_streams(p: &Packets) -> Vec<Vec<u8>> {
 
 fn main() {
     let args: Vec<PathBuf> = std::env::args_os().skip(1).map(PathBuf::from).collect();
+    // For profilers: our tracker alone, once, on the million-flow capture.
+    if args.first().is_some_and(|a| a.as_os_str() == "--profile-wide") {
+        let p = wide_capture(1 << 20, 4);
+        let mut tracker = ours_tracker();
+        let mut group = Vec::with_capacity(BATCH_VIEWS);
+        let t = Instant::now();
+        for chunk in p.index.chunks(BATCH_VIEWS) {
+            views(&p, chunk, &mut group);
+            tracker.handle_batch(
+                &group,
+                &mut |e| {
+                    black_box(e);
+                },
+                |d| {
+                    black_box(d);
+                },
+            );
+        }
+        let handled = t.elapsed();
+        tracker.finish(&mut |e| {
+            black_box(e);
+        });
+        eprintln!("ours, batched, once: packets {handled:?}, finish {:?}", t.elapsed() - handled);
+        return;
+    }
     let inputs = if args.is_empty() {
         let large = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/pcaps/large");
         let mut v: Vec<PathBuf> = std::fs::read_dir(&large)
@@ -412,10 +527,16 @@ fn main() {
     };
     println!("best of {RUNS} runs, one core, packets in memory; ratio = upstream time / ours");
     for path in &inputs {
-        compare(&load(path));
+        compare(&load(path), true);
     }
+    compare(&wide_capture(1 << 14, 4), true);
+    // Upstream's driver takes time that grows with the square of the live flows (one run
+    // of two rounds: 0.92 s at 16,384 flows, 23.4 s at 65,536), so at a million it would
+    // not finish: trackers only.
+    compare(&wide_capture(1 << 20, 4), false);
+    println!("  (driver left out: upstream's driver time grows with the square of the live flows)");
     let (gen, sent) = reordered_capture(4000);
-    compare(&gen);
+    compare(&gen, true);
     let (ours, theirs) = (intact(&sent, ours_streams(&gen)), intact(&sent, upstream_streams(&gen)));
     println!(
         "  intact stream sides with light reordering: ours {ours} of {}, upstream {theirs} of {} ({:.1}%)",

@@ -193,6 +193,25 @@ impl<K: Copy + Eq + Hash, V> Table<K, V> {
         }
     }
 
+    /// Free a live entry's slot, leaving its index entry behind: for emptying the whole
+    /// table, with `clear_index` once at the end. Until then the index must not be used.
+    pub(crate) fn release(&mut self, id: u32) {
+        if self.slots.get(id as usize).is_some_and(|s| s.class != FREE) {
+            self.unlink(id);
+            if let Some(s) = self.slots.get_mut(id as usize) {
+                s.class = FREE;
+            }
+            self.free.push(id);
+            self.len -= 1;
+        }
+    }
+
+    /// Empty the index after every entry was `release`d (its allocation is kept).
+    pub(crate) fn clear_index(&mut self) {
+        debug_assert_eq!(self.len, 0, "clear_index with live entries");
+        self.index.clear();
+    }
+
     /// Move a live entry to the tail of `class` (it was just active); `stamp` must be no
     /// earlier than any stamp already on that list.
     #[inline]

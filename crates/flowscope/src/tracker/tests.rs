@@ -945,3 +945,53 @@ fn batches_report_what_single_packets_do() {
     assert_eq!(events, b_events);
     assert_eq!(single.stats(), batched.stats());
 }
+
+/// `finish` empties the index in one go; the tracker stays usable: the same keys start
+/// new flows, found again by later packets, and a second `finish` ends them.
+#[test]
+fn a_finished_tracker_starts_over_cleanly() {
+    let mut t = FlowTracker::new(FiveTuple::new(), FlowTrackerConfig::default().with_max_flows(8));
+    let server: IpAddr = "192.0.2.1".parse().unwrap();
+    let frames: Vec<Vec<u8>> = (0..8u8)
+        .map(|i| {
+            let c: IpAddr = format!("10.0.0.{i}").parse().unwrap();
+            Frame::tcp(c, 40_000, server, 443, PSH_ACK, 1, 1).payload(&[1; 10]).build()
+        })
+        .collect();
+    let mut events = Vec::<Ev>::new();
+    let mut now = 1_000_000_000u64;
+    let mut pass = |t: &mut FlowTracker<FiveTuple>, events: &mut Vec<Ev>| {
+        for _ in 0..2 {
+            for f in &frames {
+                now += 1_000;
+                let d = t.handle_packet(
+                    &PacketView::new(Timestamp::from_nanos(now), LinkType::ETHERNET, f),
+                    events,
+                );
+                assert!(matches!(d, Disposition::Tracked { .. }), "{d:?}");
+            }
+        }
+    };
+    for round in 1..=2u64 {
+        pass(&mut t, &mut events);
+        assert_eq!(t.flow_count(), 8);
+        t.finish(&mut events);
+        assert_eq!(t.flow_count(), 0);
+        let started = events.iter().filter(|e| matches!(e, FlowEvent::Started { .. })).count();
+        let ended: Vec<u64> = events
+            .iter()
+            .filter_map(|e| match e {
+                FlowEvent::Ended { stats, .. } => Some(stats.initiator.packets),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(started as u64, 8 * round);
+        assert_eq!(
+            ended,
+            vec![2; 8 * round as usize],
+            "each flow found again by its second packet"
+        );
+    }
+    assert_eq!(t.stats().flows_created, 16);
+    assert_eq!(t.stats().inputs(), t.stats().outcomes());
+}
