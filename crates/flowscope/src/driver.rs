@@ -286,8 +286,12 @@ impl<E: FlowExtractor, S> FlowDriver<E, S> {
         mut each: impl FnMut(Disposition),
     ) {
         let mut groups = packets.chunks_exact(BATCH);
+        let mut ahead = packets.chunks(BATCH).skip(1);
         for group in groups.by_ref() {
             let Ok(group) = <&[PacketView<'_>; BATCH]>::try_from(group) else { continue };
+            if let Some(next) = ahead.next() {
+                crate::tracker::warm_frames(next);
+            }
             if !self.tracker.worth_warming() {
                 for packet in group {
                     each(self.handle_packet(packet, sink));
