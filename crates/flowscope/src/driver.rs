@@ -21,8 +21,8 @@ use crate::packet::{PacketView, Transport};
 use crate::reassembly::{Outcome, Reassembler, ReassemblyConfig, StreamEvent, StreamStats};
 use crate::time::Timestamp;
 use crate::tracker::{
-    Disposition, FlowId, FlowSnapshot, FlowTracker, FlowTrackerConfig, OverflowPolicy,
-    TrackerStats, BATCH, NO_HINT,
+    in_groups, Disposition, FlowId, FlowSnapshot, FlowTracker, FlowTrackerConfig, OverflowPolicy,
+    Step, TrackerStats, NO_HINT,
 };
 
 /// Everything the driver reports.
@@ -285,32 +285,21 @@ impl<E: FlowExtractor, S> FlowDriver<E, S> {
         sink: &mut impl DriverSink<E::Key, S>,
         mut each: impl FnMut(Disposition),
     ) {
-        let mut groups = packets.chunks_exact(BATCH);
-        let mut ahead = packets.chunks(BATCH).skip(1);
-        for group in groups.by_ref() {
-            let Ok(group) = <&[PacketView<'_>; BATCH]>::try_from(group) else { continue };
-            if let Some(next) = ahead.next() {
-                crate::tracker::warm_frames(next);
-            }
-            if !self.tracker.worth_warming() {
-                for packet in group {
-                    each(self.handle_packet(packet, sink));
+        in_groups(packets, |step| match step {
+            Step::Group(group) if self.tracker.worth_warming() => {
+                let keyed = group.each_ref().map(|p| self.tracker.extractor().extract(p));
+                let hints = keyed.each_ref().map(|ex| self.tracker.warm(ex));
+                for ((packet, extracted), hint) in group.iter().zip(&keyed).zip(hints) {
+                    each(if self.tracker.is_fragment(extracted) {
+                        self.handle_fragment(packet, extracted, sink)
+                    } else {
+                        self.handle_whole(packet, extracted, true, hint, sink)
+                    });
                 }
-                continue;
             }
-            let keyed = group.each_ref().map(|p| self.tracker.extractor().extract(p));
-            let hints = keyed.each_ref().map(|ex| self.tracker.warm(ex));
-            for ((packet, extracted), hint) in group.iter().zip(&keyed).zip(hints) {
-                each(if self.tracker.is_fragment(extracted) {
-                    self.handle_fragment(packet, extracted, sink)
-                } else {
-                    self.handle_whole(packet, extracted, true, hint, sink)
-                });
-            }
-        }
-        for packet in groups.remainder() {
-            each(self.handle_packet(packet, sink));
-        }
+            Step::Group(group) => group.iter().for_each(|p| each(self.handle_packet(p, sink))),
+            Step::One(packet) => each(self.handle_packet(packet, sink)),
+        });
     }
 
     /// A fragment, through the defragmenter (see `FlowTracker::handle_fragment`: out of

@@ -60,12 +60,32 @@ use tcp::{HistoryRec, Segment, TcpEndpoint};
 /// them is handled.
 pub const BATCH: usize = 8;
 
-/// Read the first byte of each frame of the next group, so frames not in cache are
-/// fetched while this group is handled.
+/// A step of `handle_batch`: a whole group, or one of the packets left over.
+pub(crate) enum Step<'p, 'a> {
+    /// [`BATCH`] packets, whose flows may be looked up ahead.
+    Group(&'p [PacketView<'a>; BATCH]),
+    /// A packet after the last whole group.
+    One(&'p PacketView<'a>),
+}
+
+/// Walk `packets` group by group for `handle_batch`, reading the first byte of each frame
+/// of the next group before handing on the current one, so that frames not in cache
+/// arrive while it is handled.
 #[inline]
-pub(crate) fn warm_frames(group: &[PacketView<'_>]) {
-    let touched = group.iter().fold(0u8, |acc, p| acc ^ p.frame.first().copied().unwrap_or(0));
-    core::hint::black_box(touched);
+pub(crate) fn in_groups<'p, 'a>(packets: &'p [PacketView<'a>], mut step: impl FnMut(Step<'p, 'a>)) {
+    let mut groups = packets.chunks_exact(BATCH);
+    let mut ahead = packets.chunks(BATCH).skip(1);
+    for group in groups.by_ref() {
+        let Ok(group) = <&[PacketView<'a>; BATCH]>::try_from(group) else { continue };
+        if let Some(next) = ahead.next() {
+            let touched = next.iter().fold(0u8, |a, p| a ^ p.frame.first().copied().unwrap_or(0));
+            core::hint::black_box(touched);
+        }
+        step(Step::Group(group));
+    }
+    for packet in groups.remainder() {
+        step(Step::One(packet));
+    }
 }
 
 /// How a keyed packet came to `FlowTracker::track`. One value rather than two
@@ -703,32 +723,21 @@ impl<E: FlowExtractor, S> FlowTracker<E, S> {
         sink: &mut impl EventSink<E::Key, S>,
         mut each: impl FnMut(Disposition),
     ) {
-        let mut groups = packets.chunks_exact(BATCH);
-        let mut ahead = packets.chunks(BATCH).skip(1);
-        for group in groups.by_ref() {
-            let Ok(group) = <&[PacketView<'_>; BATCH]>::try_from(group) else { continue };
-            if let Some(next) = ahead.next() {
-                warm_frames(next);
-            }
-            if !self.worth_warming() {
-                for packet in group {
-                    each(self.handle_packet(packet, sink));
+        in_groups(packets, |step| match step {
+            Step::Group(group) if self.worth_warming() => {
+                let keyed = group.each_ref().map(|p| self.extractor.extract(p));
+                let hints = keyed.each_ref().map(|ex| self.warm(ex));
+                for ((packet, extracted), hint) in group.iter().zip(&keyed).zip(hints) {
+                    each(if self.is_fragment(extracted) {
+                        self.handle_fragment(packet, extracted, sink)
+                    } else {
+                        self.handle_whole(packet, extracted, true, hint, sink)
+                    });
                 }
-                continue;
             }
-            let keyed = group.each_ref().map(|p| self.extractor.extract(p));
-            let hints = keyed.each_ref().map(|ex| self.warm(ex));
-            for ((packet, extracted), hint) in group.iter().zip(&keyed).zip(hints) {
-                each(if self.is_fragment(extracted) {
-                    self.handle_fragment(packet, extracted, sink)
-                } else {
-                    self.handle_whole(packet, extracted, true, hint, sink)
-                });
-            }
-        }
-        for packet in groups.remainder() {
-            each(self.handle_packet(packet, sink));
-        }
+            Step::Group(group) => group.iter().for_each(|p| each(self.handle_packet(p, sink))),
+            Step::One(packet) => each(self.handle_packet(packet, sink)),
+        });
     }
 
     /// Whether the live flow entries are too many for the caches, so that looking a
