@@ -88,9 +88,8 @@ pub(crate) fn in_groups<'p, 'a>(packets: &'p [PacketView<'a>], mut step: impl Fn
     }
 }
 
-/// How a keyed packet came to `FlowTracker::track`. One value rather than two
-/// arguments: with a seventh argument `track` took part of them on the stack, and the
-/// driver lost 4% on a real capture (benches/driver.rs, `zeek__echo-connections`).
+/// How a keyed packet came to `FlowTracker::track`: one value rather than a hint and a
+/// parent argument, so that `track` keeps to six arguments, all passed in registers.
 #[derive(Copy, Clone)]
 enum Via {
     /// A frame or a datagram rebuilt from fragments, with the slot an earlier lookup
@@ -701,7 +700,7 @@ impl<E: FlowExtractor, S> FlowTracker<E, S> {
         if self.is_fragment(&extracted) {
             return self.handle_fragment(packet, &extracted, sink);
         }
-        self.handle_whole(packet, &extracted, true, table::NIL, sink)
+        self.handle_whole(packet, &extracted, true, NO_HINT, sink)
     }
 
     /// [`handle_packet`](Self::handle_packet) for each packet of `packets`, in order,
@@ -742,9 +741,9 @@ impl<E: FlowExtractor, S> FlowTracker<E, S> {
 
     /// Whether the live flow entries are too many for the caches, so that looking a
     /// group's flows up ahead pays. Below that the second lookup costs more than the
-    /// misses it hides: on this project's bench machine (32 MiB L3), batched against
-    /// one at a time, 1 flow 251 vs 231 us per 4,096 packets, 100k flows 8.3 vs 8.2 ms,
-    /// 1M flows 144 vs 260 ms (benches/tracker.rs).
+    /// misses it hides: on this project's bench machine (32 MiB L3), every group looked
+    /// up ahead against one packet at a time, 1 flow 251 vs 231 us per 4,096 packets,
+    /// 100k flows 8.3 vs 8.2 ms, 1M flows 144 vs 260 ms per pass (benches/tracker.rs).
     #[inline]
     pub(crate) fn worth_warming(&self) -> bool {
         self.table.len().saturating_mul(core::mem::size_of::<table::Slot<E::Key, Flow<S>>>())
@@ -752,12 +751,12 @@ impl<E: FlowExtractor, S> FlowTracker<E, S> {
     }
 
     /// Look up the flow of a packet keyed `extracted` and read each cache line of its
-    /// entry, changing nothing; returns the slot found (`NIL` for none), a hint for
+    /// entry, changing nothing; returns the slot found (`NO_HINT` for none), a hint for
     /// `track`, which checks it is still that flow's.
     #[inline]
     pub(crate) fn warm(&self, extracted: &Result<Extracted<E::Key>, Unmatched>) -> u32 {
-        let Ok(ex) = extracted else { return table::NIL };
-        let Some(id) = self.table.find(&ex.key) else { return table::NIL };
+        let Ok(ex) = extracted else { return NO_HINT };
+        let Some(id) = self.table.find(&ex.key) else { return NO_HINT };
         if let Some(slot) = self.table.get(id) {
             // One field on each of the entry's cache lines, wherever the compiler put
             // them; `black_box` keeps the loads.
@@ -790,7 +789,7 @@ impl<E: FlowExtractor, S> FlowTracker<E, S> {
         };
         let view = datagram.view(packet.ts);
         let extracted = self.extractor.extract(&view);
-        let d = self.handle_whole(&view, &extracted, false, table::NIL, sink);
+        let d = self.handle_whole(&view, &extracted, false, NO_HINT, sink);
         self.defrag.recycle(datagram);
         d
     }
@@ -989,7 +988,7 @@ impl<E: FlowExtractor, S> FlowTracker<E, S> {
         extracted: &Result<Extracted<E::Key>, Unmatched>,
         sink: &mut impl EventSink<E::Key, S>,
     ) -> Disposition {
-        self.handle_keyed(ts, extracted, true, table::NIL, sink)
+        self.handle_keyed(ts, extracted, true, NO_HINT, sink)
     }
 
     /// [`handle_extracted`](Self::handle_extracted), counting the packet only when

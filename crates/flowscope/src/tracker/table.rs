@@ -4,7 +4,8 @@
 //!
 //! Invariants:
 //! - every live slot is in exactly one list and in the hash index; free slots are in
-//!   neither and their ids are on `free`;
+//!   neither, have class `FREE`, and their ids are on `free` (the one exception: while
+//!   `release` empties the whole table, index entries stay until `clear_index`);
 //! - within a list, slots are in the order they were last touched, oldest at the head;
 //!   all slots of a list share one timeout, so the head is always the next to expire and
 //!   the oldest of all heads is the least recently active flow;
@@ -184,12 +185,7 @@ impl<K: Copy + Eq + Hash, V> Table<K, V> {
         let hash = self.hash(&slot.key);
         if let Ok(entry) = self.index.find_entry(hash, |&x| x == id) {
             entry.remove();
-            self.unlink(id);
-            if let Some(s) = self.slots.get_mut(id as usize) {
-                s.class = FREE;
-            }
-            self.free.push(id);
-            self.len -= 1;
+            self.free_slot(id);
         }
     }
 
@@ -197,13 +193,18 @@ impl<K: Copy + Eq + Hash, V> Table<K, V> {
     /// table, with `clear_index` once at the end. Until then the index must not be used.
     pub(crate) fn release(&mut self, id: u32) {
         if self.slots.get(id as usize).is_some_and(|s| s.class != FREE) {
-            self.unlink(id);
-            if let Some(s) = self.slots.get_mut(id as usize) {
-                s.class = FREE;
-            }
-            self.free.push(id);
-            self.len -= 1;
+            self.free_slot(id);
         }
+    }
+
+    /// Unlink a live slot and put it on the free list.
+    fn free_slot(&mut self, id: u32) {
+        self.unlink(id);
+        if let Some(s) = self.slots.get_mut(id as usize) {
+            s.class = FREE;
+        }
+        self.free.push(id);
+        self.len -= 1;
     }
 
     /// Empty the index after every entry was `release`d (its allocation is kept).
