@@ -269,10 +269,23 @@ impl<E: FlowExtractor, S> FlowDriver<E, S> {
         sink: &mut impl DriverSink<E::Key, S>,
     ) -> Disposition {
         let extracted = self.tracker.extractor().extract(packet);
-        if self.tracker.is_fragment(&extracted) {
-            return self.handle_fragment(packet, &extracted, sink);
+        self.handle_frame(packet, &extracted, NO_HINT, sink)
+    }
+
+    /// A keyed frame: a fragment goes to the defragmenter, anything else is tracked and
+    /// reassembled (`hint` as for `FlowTracker::handle_frame`).
+    #[inline(always)]
+    fn handle_frame(
+        &mut self,
+        packet: &PacketView<'_>,
+        extracted: &Result<crate::extract::Extracted<E::Key>, crate::extract::Unmatched>,
+        hint: u32,
+        sink: &mut impl DriverSink<E::Key, S>,
+    ) -> Disposition {
+        if self.tracker.is_fragment(extracted) {
+            return self.handle_fragment(packet, extracted, sink);
         }
-        self.handle_whole(packet, &extracted, true, NO_HINT, sink)
+        self.handle_whole(packet, extracted, true, hint, sink)
     }
 
     /// [`handle_packet`](Self::handle_packet) for each packet of `packets`, in order,
@@ -287,14 +300,9 @@ impl<E: FlowExtractor, S> FlowDriver<E, S> {
     ) {
         in_groups(packets, |step| match step {
             Step::Group(group) if self.tracker.worth_warming() => {
-                let keyed = group.each_ref().map(|p| self.tracker.extractor().extract(p));
-                let hints = keyed.each_ref().map(|ex| self.tracker.warm(ex));
+                let (keyed, hints) = self.tracker.look_ahead(group);
                 for ((packet, extracted), hint) in group.iter().zip(&keyed).zip(hints) {
-                    each(if self.tracker.is_fragment(extracted) {
-                        self.handle_fragment(packet, extracted, sink)
-                    } else {
-                        self.handle_whole(packet, extracted, true, hint, sink)
-                    });
+                    each(self.handle_frame(packet, extracted, hint, sink));
                 }
             }
             Step::Group(group) => group.iter().for_each(|p| each(self.handle_packet(p, sink))),

@@ -88,6 +88,9 @@ pub(crate) fn in_groups<'p, 'a>(packets: &'p [PacketView<'a>], mut step: impl Fn
     }
 }
 
+/// What the extractor made of a packet.
+type Keyed<K> = Result<Extracted<K>, Unmatched>;
+
 /// How a keyed packet came to `FlowTracker::track`: one value rather than a hint and a
 /// parent argument, so that `track` keeps to six arguments, all passed in registers.
 #[derive(Copy, Clone)]
@@ -697,10 +700,23 @@ impl<E: FlowExtractor, S> FlowTracker<E, S> {
         sink: &mut impl EventSink<E::Key, S>,
     ) -> Disposition {
         let extracted = self.extractor.extract(packet);
-        if self.is_fragment(&extracted) {
-            return self.handle_fragment(packet, &extracted, sink);
+        self.handle_frame(packet, &extracted, NO_HINT, sink)
+    }
+
+    /// A keyed frame: a fragment goes to the defragmenter, anything else is tracked
+    /// (`hint` as for `track`).
+    #[inline(always)]
+    fn handle_frame(
+        &mut self,
+        packet: &PacketView<'_>,
+        extracted: &Result<Extracted<E::Key>, Unmatched>,
+        hint: u32,
+        sink: &mut impl EventSink<E::Key, S>,
+    ) -> Disposition {
+        if self.is_fragment(extracted) {
+            return self.handle_fragment(packet, extracted, sink);
         }
-        self.handle_whole(packet, &extracted, true, NO_HINT, sink)
+        self.handle_whole(packet, extracted, true, hint, sink)
     }
 
     /// [`handle_packet`](Self::handle_packet) for each packet of `packets`, in order,
@@ -724,14 +740,9 @@ impl<E: FlowExtractor, S> FlowTracker<E, S> {
     ) {
         in_groups(packets, |step| match step {
             Step::Group(group) if self.worth_warming() => {
-                let keyed = group.each_ref().map(|p| self.extractor.extract(p));
-                let hints = keyed.each_ref().map(|ex| self.warm(ex));
+                let (keyed, hints) = self.look_ahead(group);
                 for ((packet, extracted), hint) in group.iter().zip(&keyed).zip(hints) {
-                    each(if self.is_fragment(extracted) {
-                        self.handle_fragment(packet, extracted, sink)
-                    } else {
-                        self.handle_whole(packet, extracted, true, hint, sink)
-                    });
+                    each(self.handle_frame(packet, extracted, hint, sink));
                 }
             }
             Step::Group(group) => group.iter().for_each(|p| each(self.handle_packet(p, sink))),
@@ -750,11 +761,23 @@ impl<E: FlowExtractor, S> FlowTracker<E, S> {
             >= self.warm_above
     }
 
+    /// Key a group and look its flows up (see `warm`), changing nothing: what each
+    /// packet keyed to, and the slot hint for each.
+    #[inline]
+    pub(crate) fn look_ahead(
+        &self,
+        group: &[PacketView<'_>; BATCH],
+    ) -> ([Keyed<E::Key>; BATCH], [u32; BATCH]) {
+        let keyed = group.each_ref().map(|p| self.extractor.extract(p));
+        let hints = keyed.each_ref().map(|ex| self.warm(ex));
+        (keyed, hints)
+    }
+
     /// Look up the flow of a packet keyed `extracted` and read each cache line of its
     /// entry, changing nothing; returns the slot found (`NO_HINT` for none), a hint for
     /// `track`, which checks it is still that flow's.
     #[inline]
-    pub(crate) fn warm(&self, extracted: &Result<Extracted<E::Key>, Unmatched>) -> u32 {
+    fn warm(&self, extracted: &Result<Extracted<E::Key>, Unmatched>) -> u32 {
         let Ok(ex) = extracted else { return NO_HINT };
         let Some(id) = self.table.find(&ex.key) else { return NO_HINT };
         if let Some(slot) = self.table.get(id) {
