@@ -14,12 +14,12 @@ pub(super) enum Net {
     Other,
 }
 
-const ETH_IPV4: u16 = 0x0800;
-const ETH_IPV6: u16 = 0x86dd;
+pub(super) const ETH_IPV4: u16 = 0x0800;
+pub(super) const ETH_IPV6: u16 = 0x86dd;
 const ETH_VLAN: u16 = 0x8100;
 const ETH_QINQ: u16 = 0x88a8;
 const ETH_QINQ_OLD: u16 = 0x9100;
-const ETH_MPLS_UC: u16 = 0x8847;
+pub(super) const ETH_MPLS_UC: u16 = 0x8847;
 const ETH_MPLS_MC: u16 = 0x8848;
 const ETH_PPPOE_SESSION: u16 = 0x8864;
 /// Cisco FabricPath: a 2-byte FTag/TTL field, then the original Ethernet header.

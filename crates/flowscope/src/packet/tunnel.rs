@@ -221,12 +221,13 @@ const PROTO_IPIP: u8 = 4;
 const PROTO_IPV6: u8 = 41;
 const PROTO_GRE: u8 = 47;
 
-const GRE_IPV4: u16 = 0x0800;
-const GRE_IPV6: u16 = 0x86dd;
+// GRE's protocol type is an EtherType.
+const GRE_IPV4: u16 = link::ETH_IPV4;
+const GRE_IPV6: u16 = link::ETH_IPV6;
 const GRE_TEB: u16 = 0x6558;
 const GRE_ERSPAN_1_2: u16 = 0x88be;
 const GRE_ERSPAN_3: u16 = 0x22eb;
-const GRE_MPLS: u16 = 0x8847;
+const GRE_MPLS: u16 = link::ETH_MPLS_UC;
 const GRE_PPP: u16 = 0x880b;
 /// Aruba access points tunnel 802.11 frames to their controller over GRE with these
 /// protocol types (data, and data with a different header layout on newer firmware).
@@ -435,28 +436,27 @@ fn gre(p: &[u8]) -> Found {
         GRE_ERSPAN_1_2 => {
             // Type II: an 8-byte header whose version nibble is 1.
             let e = header_at::<8>(p, len, Layer::Tunnel)?;
-            if e[0] >> 4 != 1 {
-                return Err(DecodeError::new(
-                    Layer::Tunnel,
-                    DecodeErrorKind::BadVersion(e[0] >> 4),
-                ));
-            }
+            erspan_version(e[0], 1)?;
             Ok((TunnelKind::Erspan, Inner::Ethernet, len + 8))
         }
         GRE_ERSPAN_3 => {
             // Type III: 12 bytes (version 2), plus an 8-byte platform-specific
             // sub-header when the O flag (lowest bit of the last byte) is set.
             let e = header_at::<12>(p, len, Layer::Tunnel)?;
-            if e[0] >> 4 != 2 {
-                return Err(DecodeError::new(
-                    Layer::Tunnel,
-                    DecodeErrorKind::BadVersion(e[0] >> 4),
-                ));
-            }
+            erspan_version(e[0], 2)?;
             let extra = if e[11] & 0x01 != 0 { 8 } else { 0 };
             Ok((TunnelKind::Erspan, Inner::Ethernet, len + 12 + extra))
         }
         _ => Err(DecodeError::new(Layer::Tunnel, DecodeErrorKind::UnknownProtocol(proto))),
+    }
+}
+
+/// The version nibble of an ERSPAN header's first byte must be `want`.
+#[inline(always)]
+fn erspan_version(first: u8, want: u8) -> Result<(), DecodeError> {
+    match first >> 4 {
+        v if v == want => Ok(()),
+        v => Err(DecodeError::new(Layer::Tunnel, DecodeErrorKind::BadVersion(v))),
     }
 }
 
