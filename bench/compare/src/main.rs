@@ -511,6 +511,22 @@ fn main() {
         eprintln!("ours, batched, once: packets {handled:?}, finish {:?}", t.elapsed() - handled);
         return;
     }
+    // For profilers: our tracker alone, once one packet at a time and once batched, on
+    // any capture.
+    if args.first().is_some_and(|a| a.as_os_str() == "--profile") {
+        for path in &args[1..] {
+            let p = load(path);
+            let per_packet = |d: Duration| d.as_nanos() as f64 / p.index.len().max(1) as f64;
+            let t = Instant::now();
+            run_ours_tracker(ours_tracker(), &p);
+            let one = per_packet(t.elapsed());
+            let t = Instant::now();
+            run_ours_tracker_batched(ours_tracker(), &p);
+            let batched = per_packet(t.elapsed());
+            eprintln!("ours, once: {}: {one:.1} ns/packet, batched {batched:.1} ns/packet", p.name);
+        }
+        return;
+    }
     let inputs = if args.is_empty() {
         let large = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/pcaps/large");
         let mut v: Vec<PathBuf> = std::fs::read_dir(&large)
