@@ -66,9 +66,12 @@ pub fn pcap_reader(data: &[u8]) {
     let mut driver = small_driver();
     let mut packets = 0usize;
     let mut last_offset = 0u64;
+    let mut seen = Vec::new();
+    let mut ended = None;
     loop {
         match reader.next_packet() {
             Ok(Some(p)) => {
+                seen.push((p.ts, p.offset, p.orig_len, p.data.to_vec()));
                 packets += 1;
                 // Every record has a header of at least 12 bytes, so a file cannot hold
                 // more packets than this: the reader never loops in place.
@@ -87,6 +90,7 @@ pub fn pcap_reader(data: &[u8]) {
                     assert!(off <= data.len() as u64, "error offset {off} beyond the input: {e}");
                 }
                 assert!(!e.to_string().is_empty());
+                ended = Some(e.to_string());
                 // After an error the reader is finished.
                 assert!(matches!(reader.next_packet(), Ok(None)));
                 break;
@@ -97,6 +101,51 @@ pub fn pcap_reader(data: &[u8]) {
     driver.finish(&mut |_: DriverEvent<'_, FiveTupleKey>| {});
     check_driver(&driver);
     assert_eq!(driver.tracker().flow_count(), 0);
+    batches_match(data, &seen, ended.as_deref(), reader.stats());
+}
+
+/// Read `data` again in batches (of a size the input picks, from reads of a size it
+/// picks): the same packets, error and counters as one record at a time.
+fn batches_match(
+    data: &[u8],
+    seen: &[(Timestamp, u64, u32, Vec<u8>)],
+    ended: Option<&str>,
+    stats: flowscope::pcap::ReaderStats,
+) {
+    let max = usize::from(data.last().copied().unwrap_or(0) % 16) + 1;
+    let chunk = 64 + usize::from(data.first().copied().unwrap_or(0)) * 8;
+    let Ok(mut reader) = PcapReader::with_max_record_len(Trickle { data, chunk }, 1 << 16) else {
+        panic!("the file header read once and not again");
+    };
+    let mut got = Vec::new();
+    let error = loop {
+        match reader.next_batch(max) {
+            Ok(b) if b.is_empty() => break None,
+            Ok(b) => {
+                assert!(b.len() <= max);
+                got.extend(b.iter().map(|p| (p.ts, p.offset, p.orig_len, p.data.to_vec())));
+            }
+            Err(e) => break Some(e.to_string()),
+        }
+    };
+    assert!(got == seen, "batches of {max}: {} packets, one at a time {}", got.len(), seen.len());
+    assert_eq!(error.as_deref(), ended);
+    assert_eq!(reader.stats(), stats);
+}
+
+/// Hands out at most `chunk` bytes per read.
+struct Trickle<'a> {
+    data: &'a [u8],
+    chunk: usize,
+}
+
+impl std::io::Read for Trickle<'_> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.chunk.min(out.len()).min(self.data.len());
+        out[..n].copy_from_slice(&self.data[..n]);
+        self.data = &self.data[n..];
+        Ok(n)
+    }
 }
 
 fn small_driver() -> FlowDriver<FiveTuple> {

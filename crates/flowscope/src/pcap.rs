@@ -42,6 +42,9 @@ const INITIAL_BUFFER: usize = 256 << 10;
 const PCAPNG_MAGIC: u32 = 0x0a0d_0d0a;
 const BYTE_ORDER_MAGIC: u32 = 0x1a2b_3c4d;
 const EPB_HEADER: usize = 28;
+/// pcapng block types: Enhanced Packet Block, Simple Packet Block.
+const BLOCK_EPB: u32 = 6;
+const BLOCK_SPB: u32 = 3;
 const SPB_HEADER: usize = 12;
 
 /// Errors reading a capture file. Every variant that concerns a place in the file carries
@@ -219,6 +222,10 @@ pub struct PcapReader<R> {
     eof: bool,
     done: bool,
     pending: usize,
+    /// The records of the last [`PcapReader::next_batch`] (offsets into `buf`).
+    batch: Vec<Record>,
+    /// An error met after the first record of a batch, returned by the next call.
+    deferred: Option<PcapError>,
     max_record: usize,
     last_ts: Timestamp,
     format: CaptureFormat,
@@ -245,6 +252,8 @@ impl<R: Read> PcapReader<R> {
             eof: false,
             done: false,
             pending: 0,
+            batch: Vec::new(),
+            deferred: None,
             max_record,
             last_ts: Timestamp::ZERO,
             format: CaptureFormat::PcapNg,
@@ -317,6 +326,10 @@ impl<R: Read> PcapReader<R> {
 
     /// The next packet record, `Ok(None)` at a clean end of file.
     pub fn next_packet(&mut self) -> Result<Option<PcapPacket<'_>>, PcapError> {
+        if let Some(e) = self.deferred.take() {
+            self.done = true;
+            return Err(e);
+        }
         if self.done {
             return Ok(None);
         }
@@ -327,15 +340,7 @@ impl<R: Read> PcapReader<R> {
                 self.pending = rec.len;
                 self.stats.packets += 1;
                 self.last_ts = rec.ts;
-                let data = self.buf.get(rec.data_start..rec.data_end).unwrap_or(&[]);
-                Ok(Some(PcapPacket {
-                    ts: rec.ts,
-                    link: rec.link,
-                    data,
-                    orig_len: rec.orig_len.max(data.len() as u32),
-                    interface: rec.interface,
-                    offset: rec.offset,
-                }))
+                Ok(Some(rec.packet(&self.buf)))
             }
             Ok(None) => {
                 self.done = true;
@@ -344,6 +349,85 @@ impl<R: Read> PcapReader<R> {
             Err(e) => {
                 self.done = true;
                 Err(e)
+            }
+        }
+    }
+
+    /// Up to `max` packet records at once, all borrowing the reader's buffer until the
+    /// next call: the next record, and after it those that already sit whole in the
+    /// buffer (the batch ends early rather than read more, which would move the buffer).
+    /// For callers that hand packets on in groups, such as
+    /// [`FlowDriver::handle_batch`](crate::driver::FlowDriver::handle_batch).
+    ///
+    /// The records, counters and errors are exactly those [`next_packet`](Self::next_packet)
+    /// calls would give, in the same order: an empty batch is the end of the file, and an
+    /// error met after a batch's first record is returned by the next call. Reuses one
+    /// buffer of `max` records, so it does not allocate once that has grown.
+    pub fn next_batch(&mut self, max: usize) -> Result<PcapBatch<'_>, PcapError> {
+        self.batch.clear();
+        if let Some(e) = self.deferred.take() {
+            self.done = true;
+            return Err(e);
+        }
+        if !self.done {
+            let pending = core::mem::take(&mut self.pending);
+            self.consume(pending);
+        }
+        while !self.done && self.batch.len() < max.max(1) {
+            // Past the first record nothing may be read: that could move the buffer
+            // under the records already taken.
+            if !self.batch.is_empty() && !self.next_is_buffered_packet() {
+                break;
+            }
+            match self.next_record() {
+                Ok(Some(rec)) => {
+                    // Consumed now (`next_packet` waits for the next call): the bytes stay
+                    // where they are until the next read, which only the next call does.
+                    self.consume(rec.len);
+                    self.stats.packets += 1;
+                    self.last_ts = rec.ts;
+                    self.batch.push(rec);
+                }
+                Ok(None) => self.done = true,
+                Err(e) if self.batch.is_empty() => {
+                    self.done = true;
+                    return Err(e);
+                }
+                Err(e) => self.deferred = Some(e),
+            }
+            if self.deferred.is_some() {
+                break;
+            }
+        }
+        Ok(PcapBatch { buf: &self.buf, records: &self.batch })
+    }
+
+    /// True when the next record is a packet `next_record` returns without reading
+    /// more: whole in the buffer, of a decodable link type (others are skipped, and the
+    /// skip would read on).
+    fn next_is_buffered_packet(&self) -> bool {
+        let avail = self.available();
+        match &self.state {
+            State::Legacy { big_endian, modified, link, .. } => {
+                let Some(hdr) = avail.first_chunk::<16>() else { return false };
+                let caplen = word([hdr[8], hdr[9], hdr[10], hdr[11]], *big_endian) as usize;
+                let hdr_len = if *modified { 24 } else { 16 };
+                link.is_supported() && caplen <= self.max_record && avail.len() >= hdr_len + caplen
+            }
+            State::Ng { big_endian, interfaces } => {
+                let Some(head) = avail.first_chunk::<12>() else { return false };
+                let be = *big_endian;
+                let len = word([head[4], head[5], head[6], head[7]], be) as usize;
+                let interface = match word([head[0], head[1], head[2], head[3]], be) {
+                    BLOCK_EPB => word([head[8], head[9], head[10], head[11]], be) as usize,
+                    BLOCK_SPB => 0,
+                    _ => return false,
+                };
+                len >= 12
+                    && len % 4 == 0
+                    && len <= self.max_record.saturating_add(1024)
+                    && avail.len() >= len
+                    && interfaces.get(interface).is_some_and(|i| i.link.is_supported())
             }
         }
     }
@@ -379,13 +463,7 @@ impl<R: Read> PcapReader<R> {
         let Some(hdr) = avail.first_chunk::<16>().filter(|_| avail.len() >= hdr_len) else {
             return Err(self.truncated(hdr_len, avail.len()));
         };
-        let caplen_bytes = [hdr[8], hdr[9], hdr[10], hdr[11]];
-        let caplen = if big_endian {
-            u32::from_be_bytes(caplen_bytes)
-        } else {
-            u32::from_le_bytes(caplen_bytes)
-        };
-        let caplen = caplen as usize;
+        let caplen = word([hdr[8], hdr[9], hdr[10], hdr[11]], big_endian) as usize;
         if caplen > self.max_record {
             return Err(PcapError::RecordTooLarge {
                 offset: self.offset,
@@ -455,10 +533,7 @@ impl<R: Read> PcapReader<R> {
         } else {
             section_be
         };
-        let len_bytes = [head[4], head[5], head[6], head[7]];
-        let block_len =
-            if big_endian { u32::from_be_bytes(len_bytes) } else { u32::from_le_bytes(len_bytes) }
-                as usize;
+        let block_len = word([head[4], head[5], head[6], head[7]], big_endian) as usize;
         if block_len < 12 || block_len % 4 != 0 {
             return Err(PcapError::Malformed { offset: self.offset, what: "pcapng block length" });
         }
@@ -634,6 +709,57 @@ struct Record {
     interface: u32,
     offset: u64,
     len: usize,
+}
+
+impl Record {
+    /// The record as a packet, its data read from the reader's buffer.
+    fn packet<'a>(&self, buf: &'a [u8]) -> PcapPacket<'a> {
+        let data = buf.get(self.data_start..self.data_end).unwrap_or(&[]);
+        PcapPacket {
+            ts: self.ts,
+            link: self.link,
+            data,
+            orig_len: self.orig_len.max(data.len() as u32),
+            interface: self.interface,
+            offset: self.offset,
+        }
+    }
+}
+
+/// A 32-bit field in the file's byte order.
+#[inline]
+fn word(b: [u8; 4], big_endian: bool) -> u32 {
+    if big_endian {
+        u32::from_be_bytes(b)
+    } else {
+        u32::from_le_bytes(b)
+    }
+}
+
+/// Packet records read together by [`PcapReader::next_batch`], borrowing the reader's
+/// buffer until its next call.
+#[derive(Copy, Clone, Debug)]
+pub struct PcapBatch<'a> {
+    buf: &'a [u8],
+    records: &'a [Record],
+}
+
+impl<'a> PcapBatch<'a> {
+    /// How many packets.
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    /// True at the end of the file.
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    /// The packets, in file order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = PcapPacket<'a>> + 'a {
+        let buf = self.buf;
+        self.records.iter().map(move |r| r.packet(buf))
+    }
 }
 
 #[derive(Copy, Clone, Debug)]
@@ -884,6 +1010,68 @@ mod tests {
         w.section(false);
         w.epb(3, 0, &[0; 4], 4);
         assert!(matches!(read_all(&w.out).1, Some(PcapError::Malformed { offset: 28, .. })));
+    }
+
+    #[test]
+    fn a_batch_stops_at_a_bad_record_and_the_next_call_reports_it() {
+        // Two good packets, then an EPB whose captured length runs past its block: the
+        // bad block is whole in the buffer, so the batch reaches it and must hold its
+        // error back until the packets before it were handed out.
+        let mut w = crate::testkit::PcapNgWriter::default();
+        w.section(false);
+        let raw = crate::testkit::NgInterface {
+            link: LinkType::RAW,
+            snaplen: 0,
+            tsresol: None,
+            tsoffset: None,
+        };
+        w.interface(raw);
+        w.epb(0, 1, &[0x45; 20], 20);
+        w.epb(0, 2, &[0x45; 24], 24);
+        let bad_at = w.out.len();
+        w.epb(0, 3, &[0x45; 20], 20);
+        w.epb(0, 4, &[0x45; 20], 20);
+        w.out[bad_at + 20..bad_at + 24].copy_from_slice(&400u32.to_le_bytes());
+        let mut r = PcapReader::new(&w.out[..]).unwrap();
+        let batch = r.next_batch(8).unwrap();
+        let got: Vec<(u64, usize)> =
+            batch.iter().map(|p| (p.ts.as_nanos(), p.data.len())).collect();
+        assert_eq!(got, [(1_000, 20), (2_000, 24)]);
+        let err = r.next_batch(8).unwrap_err();
+        assert!(
+            matches!(err, PcapError::Malformed { offset, .. } if offset == bad_at as u64),
+            "{err}"
+        );
+        assert!(r.next_batch(8).unwrap().is_empty());
+        assert_eq!(r.stats().packets, 2);
+        // Through `next_packet` after the batch, the same error.
+        let mut r = PcapReader::new(&w.out[..]).unwrap();
+        assert_eq!(r.next_batch(8).unwrap().len(), 2);
+        assert!(matches!(r.next_packet(), Err(PcapError::Malformed { .. })));
+        assert!(matches!(r.next_packet(), Ok(None)));
+    }
+
+    #[test]
+    fn batches_mix_with_single_records() {
+        let file = ng_sample();
+        let (full, _) = read_all(&file);
+        let mut r = PcapReader::new(&file[..]).unwrap();
+        let mut got: Vec<Owned> = Vec::new();
+        let first = r.next_packet().unwrap().unwrap();
+        got.push((first.ts, first.data.to_vec(), first.orig_len));
+        loop {
+            let batch = r.next_batch(2).unwrap();
+            if batch.is_empty() {
+                break;
+            }
+            got.extend(batch.iter().map(|p| (p.ts, p.data.to_vec(), p.orig_len)));
+            if let Some(p) = r.next_packet().unwrap() {
+                got.push((p.ts, p.data.to_vec(), p.orig_len));
+            }
+        }
+        assert_eq!(got, full);
+        assert_eq!(r.stats().packets, full.len() as u64);
+        assert_eq!(r.offset(), file.len() as u64);
     }
 
     #[test]

@@ -10,9 +10,9 @@
 //! byte) of up to 4,000 records spread over the file. Eight real prefixes per file check
 //! the packet counts before the cut.
 
-use std::io::Cursor;
+use std::io::{Cursor, Read};
 
-use flowscope::pcap::{PcapError, PcapReader};
+use flowscope::pcap::{PcapError, PcapReader, ReaderStats};
 
 use crate::common::{index, shared};
 
@@ -181,4 +181,118 @@ fn every_capture_cut_short_yields_its_prefix_and_one_clear_error() {
     }
     assert!(files >= 80, "only {files} captures swept");
     eprintln!("truncation sweep: {files} captures, {offsets} cut offsets");
+}
+
+/// A reader that hands out at most `chunk` bytes per call, so the reader's buffer often
+/// ends inside a record.
+struct Trickle<'a> {
+    bytes: &'a [u8],
+    chunk: usize,
+}
+
+impl Read for Trickle<'_> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.chunk.min(out.len()).min(self.bytes.len());
+        out[..n].copy_from_slice(&self.bytes[..n]);
+        self.bytes = &self.bytes[n..];
+        Ok(n)
+    }
+}
+
+/// Everything a reader yields: each packet's fields and bytes, the error it ends with,
+/// and its counters.
+#[derive(Debug, PartialEq)]
+struct Reading {
+    packets: Vec<(u64, u32, Vec<u8>, u32, u32, u64)>,
+    error: Option<String>,
+    stats: Option<ReaderStats>,
+}
+
+/// Read `bytes` through `next_batch(max)` (or `next_packet` for `max == 0`).
+fn reading(bytes: &[u8], chunk: usize, max: usize) -> Reading {
+    let mut out = Reading { packets: Vec::new(), error: None, stats: None };
+    let mut reader = match PcapReader::new(Trickle { bytes, chunk }) {
+        Ok(r) => r,
+        Err(e) => {
+            out.error = Some(e.to_string());
+            return out;
+        }
+    };
+    loop {
+        let step = if max == 0 {
+            reader.next_packet().map(|p| {
+                p.map(|p| {
+                    let row = (
+                        p.ts.as_nanos(),
+                        p.link.0,
+                        p.data.to_vec(),
+                        p.orig_len,
+                        p.interface,
+                        p.offset,
+                    );
+                    out.packets.push(row);
+                })
+                .is_some()
+            })
+        } else {
+            reader.next_batch(max).map(|batch| {
+                assert!(batch.len() <= max);
+                for p in batch.iter() {
+                    let row = (
+                        p.ts.as_nanos(),
+                        p.link.0,
+                        p.data.to_vec(),
+                        p.orig_len,
+                        p.interface,
+                        p.offset,
+                    );
+                    out.packets.push(row);
+                }
+                !batch.is_empty()
+            })
+        };
+        match step {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => {
+                out.error = Some(e.to_string());
+                break;
+            }
+        }
+    }
+    out.stats = Some(reader.stats());
+    out
+}
+
+#[test]
+fn batches_read_exactly_what_single_records_read() {
+    // Whole files and files cut mid-record, through the reader's own large reads and
+    // through 1,000-byte reads (batches then end wherever the buffer does).
+    let dir = shared().join("pcaps");
+    let (mut files, mut packets) = (0usize, 0usize);
+    for row in index() {
+        let file = std::fs::read(dir.join(&row.file)).unwrap();
+        for input in [&file[..], &file[..file.len() * 2 / 3]] {
+            for chunk in [usize::MAX, 1_000] {
+                let single = reading(input, chunk, 0);
+                for max in [1, 7, 64] {
+                    let batched = reading(input, chunk, max);
+                    assert!(
+                        batched == single,
+                        "{} ({} bytes, reads of {chunk}, batches of {max}): {} vs {} packets, {:?} vs {:?}",
+                        row.file,
+                        input.len(),
+                        batched.packets.len(),
+                        single.packets.len(),
+                        batched.error,
+                        single.error
+                    );
+                }
+                packets += single.packets.len();
+            }
+        }
+        files += 1;
+    }
+    assert!(files >= 80, "only {files} captures");
+    eprintln!("batched reading: {files} captures, {packets} packets compared");
 }
