@@ -6,7 +6,7 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use flowscope::pcap::{PcapError, PcapPacket, PcapReader};
+use flowscope::pcap::{PcapBatch, PcapError, PcapPacket, PcapReader};
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// Totals over all inputs, for `stats` and the progress line.
@@ -28,6 +28,9 @@ pub(crate) enum Progress {
     Never,
 }
 
+/// Records read at a time: the driver takes them in groups (`FlowDriver::handle_batch`).
+pub(crate) const READ_BATCH: usize = 64;
+
 /// Call `each` for every packet of `files`, in order. A file cut short mid-record ends
 /// with a warning (unless `quiet`); any other read problem is an error naming the file
 /// and, where there is one, the byte offset.
@@ -36,6 +39,17 @@ pub(crate) fn for_each_packet(
     quiet: bool,
     show: Progress,
     mut each: impl FnMut(&PcapPacket<'_>) -> Result<()>,
+) -> Result<ReadTotals> {
+    for_each_batch(files, quiet, show, |batch| batch.iter().try_for_each(|p| each(&p)))
+}
+
+/// [`for_each_packet`], the packets handed over up to [`READ_BATCH`] at a time (as
+/// many as the reader holds whole; never none).
+pub(crate) fn for_each_batch(
+    files: &[PathBuf],
+    quiet: bool,
+    show: Progress,
+    mut each: impl FnMut(&PcapBatch<'_>) -> Result<()>,
 ) -> Result<ReadTotals> {
     let mut totals = ReadTotals::default();
     let total_bytes: u64 =
@@ -48,23 +62,25 @@ pub(crate) fn for_each_packet(
         // No BufReader: PcapReader reads into its own 256 KiB buffer, and a second buffer
         // in front of it only added a copy (min of 8 runs on 823 MB: 0.73 s -> 0.66 s).
         let mut reader = PcapReader::new(file).map_err(|e| file_error(path, e))?;
-        let mut n = 0u64;
+        let mut next_progress = 0u64;
         loop {
-            match reader.next_packet() {
-                Ok(Some(p)) => {
-                    totals.packets += 1;
-                    totals.bytes += u64::from(p.orig_len);
-                    totals.first_ts = Some(totals.first_ts.map_or(p.ts, |t| t.min(p.ts)));
-                    totals.last_ts = Some(totals.last_ts.map_or(p.ts, |t| t.max(p.ts)));
-                    each(&p)?;
-                    n += 1;
-                    if n % 65536 == 0 {
+            match reader.next_batch(READ_BATCH) {
+                Ok(batch) if batch.is_empty() => break,
+                Ok(batch) => {
+                    for p in batch.iter() {
+                        totals.packets += 1;
+                        totals.bytes += u64::from(p.orig_len);
+                        totals.first_ts = Some(totals.first_ts.map_or(p.ts, |t| t.min(p.ts)));
+                        totals.last_ts = Some(totals.last_ts.map_or(p.ts, |t| t.max(p.ts)));
+                    }
+                    each(&batch)?;
+                    if totals.packets >= next_progress {
+                        next_progress = totals.packets + 65536;
                         if let Some(b) = &bar {
                             b.set_position(done_bytes + reader.offset());
                         }
                     }
                 }
-                Ok(None) => break,
                 Err(e) if e.is_truncation() => {
                     if !quiet {
                         if let Some(b) = &bar {

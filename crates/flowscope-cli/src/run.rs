@@ -8,11 +8,12 @@ use anyhow::Result;
 use flowscope::driver::{DriverEvent, DriverSink, FlowDriver};
 use flowscope::event::{AnomalyKind, FlowEvent, FlowSide};
 use flowscope::extract::{FiveTuple, FiveTupleKey};
-use flowscope::packet::PacketView;
+use flowscope::packet::{LinkType, PacketView};
+use flowscope::pcap::PcapBatch;
 use flowscope::tracker::{Disposition, FlowId, TrackerStats};
 use flowscope::Timestamp;
 
-use crate::input::{for_each_packet, Progress, ReadTotals};
+use crate::input::{for_each_batch, Progress, ReadTotals, READ_BATCH};
 use crate::live::{capture, LiveInput, LiveOpts};
 use crate::metrics::Metrics;
 use crate::options::TrackOpts;
@@ -115,6 +116,23 @@ impl<H: FnMut(Event<'_>) -> Result<()>> Tracking<H> {
         self.emit.error.take().map_or(Ok(()), Err)
     }
 
+    /// A batch of packets: through `handle_batch`, which overlaps the flow table's cache
+    /// misses once the table outgrows the caches. Interim records are due between two
+    /// packets, so with `--active-timeout` the packets go one at a time.
+    fn batch(&mut self, batch: &PcapBatch<'_>) -> Result<()> {
+        if self.active_timeout.is_some() {
+            return batch.iter().try_for_each(|p| self.packet(&p.view()));
+        }
+        let mut views = [PacketView::new(Timestamp::ZERO, LinkType::ETHERNET, &[]); READ_BATCH];
+        let mut n = 0;
+        for (slot, p) in views.iter_mut().zip(batch.iter()) {
+            *slot = p.view();
+            n += 1;
+        }
+        self.driver.handle_batch(&views[..n], &mut self.emit, |_| {});
+        self.emit.error.take().map_or(Ok(()), Err)
+    }
+
     /// Write a flow's interim record if one is due at `now`, and set when the next is.
     fn interim(&mut self, flow: FlowId, now: Timestamp, every: Duration) {
         let Some(meta) = self.driver.state_mut(flow) else { return };
@@ -173,7 +191,7 @@ pub(crate) fn run(
         Tracking { driver, emit: Emit { handle, error: None, failed: false }, active_timeout };
     let read = match source {
         Source::Files(files) => {
-            for_each_packet(files, opts.quiet, Progress::Allowed, |p| t.packet(&p.view()))
+            for_each_batch(files, opts.quiet, Progress::Allowed, |batch| t.batch(batch))
         }
         Source::Live(live, stop) => capture(live, stop, |input| match input {
             LiveInput::Packet(view) => t.packet(&view),
