@@ -383,6 +383,25 @@ fn wide_capture(flows: u32, rounds: u32) -> Packets {
     p
 }
 
+/// Write `p` as a classic pcap file (Ethernet, nanosecond timestamps).
+fn write_pcap(path: &Path, p: &Packets) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+    // Magic (nanosecond resolution), version 2.4, zone, sigfigs, snaplen, LINKTYPE_ETHERNET.
+    for field in [0xa1b2_3c4du32, 0x0004_0002, 0, 0, 65_535, 1] {
+        out.write_all(&field.to_le_bytes())?;
+    }
+    for (ts, frame) in p.iter() {
+        let len = frame.len() as u32;
+        let (secs, nanos) = ((ts / 1_000_000_000) as u32, (ts % 1_000_000_000) as u32);
+        for field in [secs, nanos, len, len] {
+            out.write_all(&field.to_le_bytes())?;
+        }
+        out.write_all(frame)?;
+    }
+    out.flush()
+}
+
 /// How many of `sent` appear, byte for byte, among `got` (each used once).
 fn intact(sent: &[Vec<u8>], got: Vec<Vec<u8>>) -> usize {
     let mut pool: HashMap<Vec<u8>, usize> = HashMap::new();
@@ -509,6 +528,20 @@ fn main() {
             black_box(e);
         });
         eprintln!("ours, batched, once: packets {handled:?}, finish {:?}", t.elapsed() - handled);
+        return;
+    }
+    // The generated wide capture as a pcap file, for whole-process runs of the CLI:
+    // `--write-wide FILE [FLOWS] [ROUNDS]` (default 1,048,576 flows, 4 rounds).
+    if args.first().is_some_and(|a| a.as_os_str() == "--write-wide") {
+        let Some(path) = args.get(1) else { panic!("--write-wide FILE [FLOWS] [ROUNDS]") };
+        let number = |i: usize, default: u32| {
+            args.get(i).map_or(default, |a| {
+                a.to_string_lossy().parse().unwrap_or_else(|e| panic!("{}: {e}", a.display()))
+            })
+        };
+        let p = wide_capture(number(2, 1 << 20), number(3, 4));
+        write_pcap(path, &p).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        eprintln!("{}: {} packets ({})", path.display(), p.index.len(), p.name);
         return;
     }
     // For profilers: our tracker alone, once one packet at a time and once batched, on
