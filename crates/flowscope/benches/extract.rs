@@ -1,5 +1,6 @@
 //! parse + extract, per packet: synthetic Ethernet/IPv4/TCP frames, and real captures
-//! from `../shared/pcaps` loaded into memory first (so only the core is timed).
+//! from `../shared/pcaps` loaded into memory first (so only the core is timed). Also the
+//! pcap reader over a file's bytes in memory, one record at a time and in batches.
 //!
 //! `cargo bench -p flowscope --bench extract` (criterion reports time per iteration and
 //! packets/s; each iteration is one pass over the packet set, so ns/packet is the time
@@ -92,6 +93,38 @@ fn bench(c: &mut Criterion) {
         g.bench_function(format!("decode_only/{name}"), |b| b.iter(|| run_decode(pkts)));
     }
     g.finish();
+
+    let mut g = c.benchmark_group("pcap_reader");
+    for name in ["zeek__echo-connections.pcap", "merged__permissive-mix-787-captures.pcap"] {
+        let Ok(bytes) = std::fs::read(shared.join(name)) else { continue };
+        let name = name.trim_end_matches(".pcap");
+        g.throughput(Throughput::Elements(read_all(&bytes, 0)));
+        g.bench_function(format!("next_packet/{name}"), |b| b.iter(|| read_all(&bytes, 0)));
+        g.bench_function(format!("next_batch_64/{name}"), |b| b.iter(|| read_all(&bytes, 64)));
+    }
+    g.finish();
+}
+
+/// Read a capture from memory: one record at a time (`batch == 0`) or `batch` at once.
+fn read_all(bytes: &[u8], batch: usize) -> u64 {
+    let mut r = PcapReader::new(bytes).unwrap();
+    let mut acc = 0u64;
+    if batch == 0 {
+        while let Ok(Some(p)) = r.next_packet() {
+            acc = acc.wrapping_add(u64::from(black_box(p).orig_len));
+        }
+    } else {
+        while let Ok(b) = r.next_batch(batch) {
+            if b.is_empty() {
+                break;
+            }
+            for p in b.iter() {
+                acc = acc.wrapping_add(u64::from(black_box(p).orig_len));
+            }
+        }
+    }
+    black_box(acc);
+    r.stats().packets
 }
 
 criterion_group!(benches, bench);
