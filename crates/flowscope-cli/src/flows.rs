@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 
 use crate::options::TrackOpts;
-use crate::record::{write_footer, write_header, write_record, Format};
+use crate::record::{write_footer, write_header, write_record, Format, Line};
 use crate::run::{run, Event, Source};
 
 /// Write one record per flow, in the order flows end (and interim records, with
@@ -29,6 +29,7 @@ pub(crate) fn flows(
     // is reproducible: the first record's start time (or the capture's first packet when
     // there are no records), written just before the first record.
     let mut header_written = false;
+    let mut line = Line::default();
     let interim = opts.active_timeout.is_some();
     let name = match output {
         Some(p) if p.as_os_str() != "-" => p.display().to_string(),
@@ -46,7 +47,7 @@ pub(crate) fn flows(
             write_header(&mut out, format, Some(rec.ts), interim).with_context(cannot_write)?;
             header_written = true;
         }
-        write_record(&mut out, format, rec, interim).with_context(cannot_write)
+        write_record(&mut out, &mut line, format, rec, interim).with_context(cannot_write)
     })?;
     if !header_written {
         write_header(&mut out, format, summary.read.first_ts, interim)

@@ -43,15 +43,24 @@ impl CommunityId {
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
+impl CommunityId {
+    /// The standard form `1:<base64>` as its 30 ASCII bytes, for writers that skip
+    /// `core::fmt` (the same text as `Display`).
+    pub fn to_ascii(&self) -> [u8; 30] {
+        let mut out = [0u8; 30];
+        out[0] = b'1';
+        out[1] = b':';
+        // 20 bytes encode to exactly 28 base64 characters (padding included), so the
+        // slice always has room and the result is always complete.
+        let _ = base64::engine::general_purpose::STANDARD.encode_slice(self.0, &mut out[2..]);
+        out
+    }
+}
+
 impl fmt::Display for CommunityId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // 20 bytes encode to 28 base64 characters.
-        let mut buf = [0u8; 28];
-        let n = base64::engine::general_purpose::STANDARD
-            .encode_slice(self.0, &mut buf)
-            .map_err(|_| fmt::Error)?;
-        let text = core::str::from_utf8(buf.get(..n).ok_or(fmt::Error)?).map_err(|_| fmt::Error)?;
-        write!(f, "1:{text}")
+        let ascii = self.to_ascii();
+        f.write_str(core::str::from_utf8(&ascii).map_err(|_| fmt::Error)?)
     }
 }
 
