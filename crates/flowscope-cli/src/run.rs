@@ -10,7 +10,7 @@ use flowscope::event::{AnomalyKind, FlowEvent, FlowSide};
 use flowscope::extract::{FiveTuple, FiveTupleKey};
 use flowscope::packet::{LinkType, PacketView};
 use flowscope::pcap::PcapBatch;
-use flowscope::tracker::{Disposition, FlowId, TrackerStats};
+use flowscope::tracker::{Disposition, FlowId, TrackerStats, MAX_LISTED_LAYERS};
 use flowscope::Timestamp;
 
 use crate::input::{for_each_batch, Progress, ReadTotals, READ_BATCH};
@@ -108,10 +108,19 @@ struct Tracking<H> {
 impl<H: FnMut(Event<'_>) -> Result<()>> Tracking<H> {
     fn packet(&mut self, view: &PacketView<'_>) -> Result<()> {
         let disposition = self.driver.handle_packet(view, &mut self.emit);
-        if let (Disposition::Tracked { flow, created: false, .. }, Some(every)) =
-            (disposition, self.active_timeout)
-        {
-            self.interim(flow, view.ts, every);
+        if let Some(every) = self.active_timeout {
+            if let Disposition::Tracked { flow, created: false, .. } = disposition {
+                self.interim(flow, view.ts, every);
+            }
+            // The flows inside tunnels are due their interim records too. (One the
+            // packet created is not due yet: its first falls `every` after it.)
+            let mut inner = [FlowId(0); MAX_LISTED_LAYERS];
+            let layers = self.driver.tunnel_flows();
+            let n = layers.len().min(inner.len());
+            inner[..n].copy_from_slice(&layers[..n]);
+            for &flow in &inner[..n] {
+                self.interim(flow, view.ts, every);
+            }
         }
         self.emit.error.take().map_or(Ok(()), Err)
     }

@@ -627,6 +627,43 @@ fn active_timeout_writes_interim_records_of_long_flows() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+#[test]
+fn active_timeout_reaches_flows_inside_tunnels() {
+    use flowscope::packet::LinkType;
+    use flowscope::testkit::{write_pcap, Frame};
+    use flowscope::Timestamp;
+    let ip = |s: &str| -> std::net::IpAddr { s.parse().unwrap() };
+    // One VXLAN packet a second for 30 s, each carrying a DNS-like request of an inner
+    // flow: both the outer UDP flow and the one inside are long-lived.
+    let inner =
+        Frame::udp(ip("192.168.0.1"), 5000, ip("192.168.0.2"), 53).payload(&[7; 10]).build();
+    let mut vxlan = vec![0x08, 0, 0, 0, 0, 0, 42, 0];
+    vxlan.extend_from_slice(&inner);
+    let outer = Frame::udp(ip("10.0.0.1"), 40_000, ip("10.0.0.2"), 4789).payload(&vxlan).build();
+    let pkts: Vec<(Timestamp, Vec<u8>)> = (0..30u32)
+        .map(|i| (Timestamp::from_secs_micros(1_700_000_000 + i, 0), outer.clone()))
+        .collect();
+    let dir = std::env::temp_dir().join(format!("flowscope-interim-tunnel-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let pcap = dir.join("vxlan.pcap");
+    std::fs::write(&pcap, write_pcap(LinkType::ETHERNET, 65535, &pkts)).unwrap();
+    let recs = flows(std::slice::from_ref(&pcap), &["--active-timeout", "10"]);
+    for port in [40_000, 5000] {
+        let of: Vec<&Value> = recs.iter().filter(|r| r["id.orig_p"] == port).collect();
+        // Due at t = 10 and 20, then the final record.
+        let interim: Vec<u64> =
+            of.iter().filter(|r| r["interim"] == true).map(|r| u(r, "orig_pkts")).collect();
+        assert_eq!(interim, [11, 21], "port {port}: {of:#?}");
+        assert_eq!(of.iter().filter(|r| r["interim"] == false).count(), 1, "port {port}");
+    }
+    // The inner flow's interim records name the outer flow as their parent.
+    let outer_uid = recs.iter().find(|r| r["id.orig_p"] == 40_000).unwrap()["uid"].clone();
+    for r in recs.iter().filter(|r| r["id.orig_p"] == 5000) {
+        assert_eq!(r["tunnel_parents"], serde_json::json!([outer_uid]), "{r}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// Tunnels: the flows inside are written too, each naming the uids of the flows that
 /// carried it, and those uids are records of the same output; `--tunnel-depth 0` writes
 /// only the outer flows.

@@ -224,6 +224,12 @@ impl<E: FlowExtractor, S> FlowDriver<E, S> {
             + self.stats.buffered_bytes as usize
     }
 
+    /// The flows the last packet was tracked in inside tunnels, outermost first (see
+    /// [`FlowTracker::tunnel_flows`]).
+    pub fn tunnel_flows(&self) -> &[FlowId] {
+        self.tracker.tunnel_flows()
+    }
+
     /// A live flow as it stands, with its streams' missed bytes and reassembly counters
     /// so far (see [`FlowTracker::snapshot`]).
     pub fn snapshot(&self, id: FlowId) -> Option<FlowSnapshot<E::Key>> {

@@ -349,6 +349,38 @@ fn in_vxlan(inner: Vec<u8>) -> Vec<u8> {
 }
 
 #[test]
+fn tunnel_flows_lists_the_flows_inside_the_last_packet() {
+    let mut s = Script::new(FlowTrackerConfig::default());
+    let (c, v) = (s.client, s.server);
+    let udp = Frame::udp(c.0, 5000, v.0, 53).payload(b"q").build();
+    s.send(in_vxlan(udp.clone()));
+    let Some(Disposition::Tracked { flow: outer, .. }) = s.last else { panic!() };
+    let inner = s.driver.tunnel_flows().to_vec();
+    assert_eq!(inner.len(), 1);
+    assert_ne!(inner[0], outer);
+    assert_eq!(s.driver.tracker().key(inner[0]).map(|k| k.lo().1.max(k.hi().1)), Some(5000));
+    // A packet without a tunnel: nothing listed (the list is not left from before).
+    s.send(Frame::udp(c.0, 6000, v.0, 53).payload(b"q").build());
+    assert!(s.driver.tunnel_flows().is_empty());
+    // Two layers, outermost first: VXLAN inside VXLAN.
+    s.send(in_vxlan(
+        Frame::udp("10.9.0.1".parse().unwrap(), 49152, "10.9.0.2".parse().unwrap(), 4789)
+            .payload(&[&[0x08u8, 0, 0, 0, 0, 0, 6, 0][..], &udp].concat())
+            .build(),
+    ));
+    let nested = s.driver.tunnel_flows().to_vec();
+    assert_eq!(nested.len(), 2);
+    assert_eq!(
+        s.driver.tracker().key(nested[1]),
+        s.driver.tracker().key(inner[0]),
+        "the innermost is the same flow"
+    );
+    // A malformed frame: no layers either.
+    s.send(vec![0; 10]);
+    assert!(s.driver.tunnel_flows().is_empty());
+}
+
+#[test]
 fn tcp_inside_a_tunnel_is_reassembled_from_the_frame() {
     let mut s = Script::new(FlowTrackerConfig::default());
     let (c, v) = (s.client, s.server);

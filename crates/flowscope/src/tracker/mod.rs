@@ -523,6 +523,44 @@ pub struct FlowTracker<E: FlowExtractor, S = ()> {
     /// `WARM_ABOVE_BYTES`; a field so tests can make every batch look its flows up
     /// ahead.
     pub(crate) warm_above: usize,
+    /// The flows found inside tunnels in the last frame (`tunnel_flows`).
+    layers: Layers,
+}
+
+/// The most tunnel layers [`FlowTracker::tunnel_flows`] lists for one packet (the
+/// default [`TunnelConfig::max_depth`](crate::packet::TunnelConfig::max_depth) is 4).
+pub const MAX_LISTED_LAYERS: usize = 8;
+
+/// The flows tracked inside tunnels for one frame, outermost first.
+///
+/// Invariant: `len <= MAX_LISTED_LAYERS`; the list belongs to the frame that made
+/// `TrackerStats::packets` equal `frame` (so it needs no clearing per packet).
+#[derive(Copy, Clone, Debug)]
+struct Layers {
+    flows: [FlowId; MAX_LISTED_LAYERS],
+    len: u8,
+    frame: u64,
+}
+
+impl Layers {
+    const EMPTY: Layers = Layers { flows: [FlowId(0); MAX_LISTED_LAYERS], len: 0, frame: 0 };
+
+    fn push(&mut self, frame: u64, flow: FlowId) {
+        if self.frame != frame {
+            *self = Layers { frame, ..Layers::EMPTY };
+        }
+        if let Some(slot) = self.flows.get_mut(usize::from(self.len)) {
+            *slot = flow;
+            self.len += 1;
+        }
+    }
+
+    fn of(&self, frame: u64) -> &[FlowId] {
+        match self.frame == frame {
+            true => self.flows.get(..usize::from(self.len)).unwrap_or(&[]),
+            false => &[],
+        }
+    }
 }
 
 impl<E: FlowExtractor, S> fmt::Debug for FlowTracker<E, S> {
@@ -582,6 +620,7 @@ impl<E: FlowExtractor, S> FlowTracker<E, S> {
             serials: Vec::new(),
             obs: crate::obs::Obs::new(),
             warm_above: WARM_ABOVE_BYTES,
+            layers: Layers::EMPTY,
         }
     }
 
@@ -594,6 +633,15 @@ impl<E: FlowExtractor, S> FlowTracker<E, S> {
     /// packets are not counted, though they hold a table slot until they close).
     pub fn flow_count(&self) -> usize {
         self.table.len() - self.tombstones
+    }
+
+    /// The flows the last packet handled was tracked in inside tunnels, outermost
+    /// first (the packet's own flow is its [`Disposition`]); empty when it carried no
+    /// tunnel. At most [`MAX_LISTED_LAYERS`] are listed. For per-packet work on those
+    /// flows, such as interim records: read it after `handle_packet`, before anything
+    /// else handles packets or ends flows.
+    pub fn tunnel_flows(&self) -> &[FlowId] {
+        self.layers.of(self.stats.packets)
     }
 
     /// The key of a live flow.
@@ -908,6 +956,7 @@ impl<E: FlowExtractor, S> FlowTracker<E, S> {
             }
             return None;
         };
+        self.layers.push(self.stats.packets, flow);
         if let Transport::Tcp(tcp) = ex.headers.transport {
             return Some(InnerTcp { flow, side, tcp, headers: ex.headers, datagram });
         }
