@@ -218,36 +218,16 @@ fn reading(bytes: &[u8], chunk: usize, max: usize) -> Reading {
             return out;
         }
     };
+    let row = |p: &flowscope::pcap::PcapPacket<'_>| {
+        (p.ts.as_nanos(), p.link.0, p.data.to_vec(), p.orig_len, p.interface, p.offset)
+    };
     loop {
         let step = if max == 0 {
-            reader.next_packet().map(|p| {
-                p.map(|p| {
-                    let row = (
-                        p.ts.as_nanos(),
-                        p.link.0,
-                        p.data.to_vec(),
-                        p.orig_len,
-                        p.interface,
-                        p.offset,
-                    );
-                    out.packets.push(row);
-                })
-                .is_some()
-            })
+            reader.next_packet().map(|p| p.map(|p| out.packets.push(row(&p))).is_some())
         } else {
             reader.next_batch(max).map(|batch| {
                 assert!(batch.len() <= max);
-                for p in batch.iter() {
-                    let row = (
-                        p.ts.as_nanos(),
-                        p.link.0,
-                        p.data.to_vec(),
-                        p.orig_len,
-                        p.interface,
-                        p.offset,
-                    );
-                    out.packets.push(row);
-                }
+                out.packets.extend(batch.iter().map(|p| row(&p)));
                 !batch.is_empty()
             })
         };
