@@ -50,11 +50,11 @@
 //!
 //! # Features
 //!
-//! - `extractors` (default): flow keys, [`extract::FlowExtractor`], Community ID.
+//! - `extractors` (default): flow keys, `extract::FlowExtractor`, Community ID.
 //! - `tracker`, `reassembler` (default): the flow table and TCP reassembly.
 //! - `metrics`, `tracing`: emit the observability vocabulary (off by default; zero cost
 //!   when off).
-//! - `pcap`: [`pcap::PcapReader`], a streaming pcap/pcapng reader over `pcap-parser`.
+//! - `pcap`: `pcap::PcapReader`, a streaming pcap/pcapng reader over `pcap-parser`.
 //! - `testkit`: a frame builder and pcap writer for tests and benchmarks.
 
 #![forbid(unsafe_code)]

@@ -356,8 +356,7 @@ impl<R: Read> PcapReader<R> {
     /// Up to `max` packet records at once, all borrowing the reader's buffer until the
     /// next call: the next record, and after it those that already sit whole in the
     /// buffer (the batch ends early rather than read more, which would move the buffer).
-    /// For callers that hand packets on in groups, such as
-    /// [`FlowDriver::handle_batch`](crate::driver::FlowDriver::handle_batch).
+    /// For callers that hand packets on in groups, such as `FlowDriver::handle_batch`.
     ///
     /// The records, counters and errors are exactly those [`next_packet`](Self::next_packet)
     /// calls would give, in the same order: an empty batch is the end of the file, and an

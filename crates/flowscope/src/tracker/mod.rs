@@ -163,7 +163,7 @@ pub struct FlowSnapshot<K> {
     /// Which key endpoint initiated the flow.
     pub initiator: Orientation,
     /// Counters so far (the reassembly fields are filled by
-    /// [`FlowDriver::snapshot`](crate::driver::FlowDriver::snapshot)).
+    /// `FlowDriver::snapshot`).
     pub stats: FlowStats,
     /// Zeek's connection state so far.
     pub conn_state: ConnState,
