@@ -221,7 +221,6 @@ pub struct PcapReader<R> {
     offset: u64,
     eof: bool,
     done: bool,
-    pending: usize,
     /// The records of the last [`PcapReader::next_batch`] (offsets into `buf`).
     batch: Vec<Record>,
     /// An error met after the first record of a batch, returned by the next call.
@@ -251,7 +250,6 @@ impl<R: Read> PcapReader<R> {
             offset: 0,
             eof: false,
             done: false,
-            pending: 0,
             batch: Vec::new(),
             deferred: None,
             max_record,
@@ -321,36 +319,12 @@ impl<R: Read> PcapReader<R> {
 
     /// The byte offset of the next unread record.
     pub fn offset(&self) -> u64 {
-        self.offset + self.pending as u64
+        self.offset
     }
 
-    /// The next packet record, `Ok(None)` at a clean end of file.
+    /// The next packet record, `Ok(None)` at a clean end of file: a batch of one.
     pub fn next_packet(&mut self) -> Result<Option<PcapPacket<'_>>, PcapError> {
-        if let Some(e) = self.deferred.take() {
-            self.done = true;
-            return Err(e);
-        }
-        if self.done {
-            return Ok(None);
-        }
-        let pending = core::mem::take(&mut self.pending);
-        self.consume(pending);
-        match self.next_record() {
-            Ok(Some(rec)) => {
-                self.pending = rec.len;
-                self.stats.packets += 1;
-                self.last_ts = rec.ts;
-                Ok(Some(rec.packet(&self.buf)))
-            }
-            Ok(None) => {
-                self.done = true;
-                Ok(None)
-            }
-            Err(e) => {
-                self.done = true;
-                Err(e)
-            }
-        }
+        Ok(self.next_batch(1)?.iter().next())
     }
 
     /// Up to `max` packet records at once, all borrowing the reader's buffer until the
@@ -368,10 +342,6 @@ impl<R: Read> PcapReader<R> {
             self.done = true;
             return Err(e);
         }
-        if !self.done {
-            let pending = core::mem::take(&mut self.pending);
-            self.consume(pending);
-        }
         while !self.done && self.batch.len() < max.max(1) {
             // Past the first record nothing may be read: that could move the buffer
             // under the records already taken.
@@ -380,8 +350,8 @@ impl<R: Read> PcapReader<R> {
             }
             match self.next_record() {
                 Ok(Some(rec)) => {
-                    // Consumed now (`next_packet` waits for the next call): the bytes stay
-                    // where they are until the next read, which only the next call does.
+                    // Consumed now: the bytes stay where they are until the next read,
+                    // which only the next call does.
                     self.consume(rec.len);
                     self.stats.packets += 1;
                     self.last_ts = rec.ts;
@@ -392,10 +362,10 @@ impl<R: Read> PcapReader<R> {
                     self.done = true;
                     return Err(e);
                 }
-                Err(e) => self.deferred = Some(e),
-            }
-            if self.deferred.is_some() {
-                break;
+                Err(e) => {
+                    self.deferred = Some(e);
+                    break;
+                }
             }
         }
         Ok(PcapBatch { buf: &self.buf, records: &self.batch })
