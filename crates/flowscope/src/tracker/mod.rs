@@ -76,6 +76,8 @@ pub(crate) fn in_groups<'p, 'a>(packets: &'p [PacketView<'a>], mut step: impl Fn
     let mut groups = packets.chunks_exact(BATCH);
     let mut ahead = packets.chunks(BATCH).skip(1);
     for group in groups.by_ref() {
+        // `chunks_exact` hands out BATCH packets each time (`as_chunks` is newer than the
+        // MSRV), so the conversion cannot fail.
         let Ok(group) = <&[PacketView<'a>; BATCH]>::try_from(group) else { continue };
         if let Some(next) = ahead.next() {
             let touched = next.iter().fold(0u8, |a, p| a ^ p.frame.first().copied().unwrap_or(0));
@@ -1166,11 +1168,7 @@ impl<E: FlowExtractor, S> FlowTracker<E, S> {
         // now 23-32 ms (`bench/compare -- --profile-wide`).
         while let Some(id) = self.least_recent() {
             let reason = self.table.get(id).map_or(EndReason::Idle, |s| s.value.natural_end());
-            if self.table.get(id).is_some_and(|s| s.value.state.is_some()) {
-                self.report_end(id, reason, sink);
-            } else {
-                self.tombstones -= 1;
-            }
+            self.settle(id, reason, sink);
             self.table.release(id);
         }
         self.table.clear_index();
@@ -1406,13 +1404,19 @@ impl<E: FlowExtractor, S> FlowTracker<E, S> {
     /// End a flow: report it (unless it was aborted and reported already), then free
     /// its slot.
     fn end(&mut self, id: u32, reason: EndReason, sink: &mut impl EventSink<E::Key, S>) {
+        self.settle(id, reason, sink);
+        self.table.remove(id);
+    }
+
+    /// The account of a flow about to leave the table: its `Ended` event, or, for an
+    /// aborted flow reported already, one tombstone fewer.
+    fn settle(&mut self, id: u32, reason: EndReason, sink: &mut impl EventSink<E::Key, S>) {
         let Some(slot) = self.table.get(id) else { return };
         if slot.value.state.is_some() {
             self.report_end(id, reason, sink);
         } else {
             self.tombstones -= 1;
         }
-        self.table.remove(id);
     }
 
     /// Emit a flow's `Ended` event and count it; the slot stays (as a tombstone until
