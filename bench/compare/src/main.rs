@@ -138,6 +138,15 @@ fn views<'a>(p: &'a Packets, group: &[(u64, usize, usize)], out: &mut Vec<Packet
 }
 
 fn run_ours_tracker_batched(mut t: FlowTracker<FiveTuple>, p: &Packets) {
+    handle_batched(&mut t, p);
+    t.finish(&mut |e| {
+        black_box(e);
+    });
+    black_box(t.stats().flows_created);
+}
+
+/// Every packet of `p` through `handle_batch`, `BATCH_VIEWS` at a time (no `finish`).
+fn handle_batched(t: &mut FlowTracker<FiveTuple>, p: &Packets) {
     let mut group = Vec::with_capacity(BATCH_VIEWS);
     for chunk in p.index.chunks(BATCH_VIEWS) {
         views(p, chunk, &mut group);
@@ -151,10 +160,6 @@ fn run_ours_tracker_batched(mut t: FlowTracker<FiveTuple>, p: &Packets) {
             },
         );
     }
-    t.finish(&mut |e| {
-        black_box(e);
-    });
-    black_box(t.stats().flows_created);
 }
 
 type UpTracker = upstream::FlowTracker<upstream::extract::FiveTuple>;
@@ -509,20 +514,8 @@ fn main() {
     if args.first().is_some_and(|a| a.as_os_str() == "--profile-wide") {
         let p = wide_capture(1 << 20, 4);
         let mut tracker = ours_tracker();
-        let mut group = Vec::with_capacity(BATCH_VIEWS);
         let t = Instant::now();
-        for chunk in p.index.chunks(BATCH_VIEWS) {
-            views(&p, chunk, &mut group);
-            tracker.handle_batch(
-                &group,
-                &mut |e| {
-                    black_box(e);
-                },
-                |d| {
-                    black_box(d);
-                },
-            );
-        }
+        handle_batched(&mut tracker, &p);
         let handled = t.elapsed();
         tracker.finish(&mut |e| {
             black_box(e);

@@ -39,11 +39,7 @@ impl CommunityId {
         }
         s
     }
-}
 
-const HEX: &[u8; 16] = b"0123456789abcdef";
-
-impl CommunityId {
     /// The standard form `1:<base64>` as its 30 ASCII bytes, for writers that skip
     /// `core::fmt` (the same text as `Display`).
     pub fn to_ascii(&self) -> [u8; 30] {
@@ -56,6 +52,8 @@ impl CommunityId {
         out
     }
 }
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
 
 impl fmt::Display for CommunityId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
