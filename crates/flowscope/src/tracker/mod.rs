@@ -377,6 +377,10 @@ struct Flow<S> {
     sides: [Side; 2],
     tcp: [TcpEndpoint; 2],
     hist: HistoryRec,
+    /// The flow's serial number (`TrackerStats::flows_created` when it was created).
+    /// Inside the entry since `HistoryRec::seen` shrank to two bytes made room in the
+    /// 256-byte slot; beside the slab it cost 8 bytes more per flow.
+    serial: u64,
     // Invariant: `Some` while the flow is live; taken when it ends.
     state: Option<S>,
 }
@@ -516,10 +520,6 @@ pub struct FlowTracker<E: FlowExtractor, S = ()> {
     /// per entry would cost every flow (entries here are removed when the flow ends, so
     /// this never holds more than the table).
     parents: hashbrown::HashMap<u32, TunnelParents, foldhash::fast::FixedState>,
-    /// Each slot's flow serial number, by slot id. Beside the slab rather than in it: the
-    /// slab entry is exactly four cache lines (256 bytes) and the serial is read only
-    /// when a flow starts or ends, so it should not push every entry to five.
-    serials: Vec<u64>,
     defrag: Defragmenter,
     obs: crate::obs::Obs,
     /// `WARM_ABOVE_BYTES`; a field so tests can make every batch look its flows up
@@ -619,7 +619,6 @@ impl<E: FlowExtractor, S> FlowTracker<E, S> {
             rewind_after: timeouts.iter().copied().min().unwrap_or(Duration::ZERO),
             tombstones: 0,
             parents: hashbrown::HashMap::with_hasher(foldhash::fast::FixedState::default()),
-            serials: Vec::new(),
             obs: crate::obs::Obs::new(),
             warm_above: WARM_ABOVE_BYTES,
             layers: Layers::EMPTY,
@@ -685,10 +684,7 @@ impl<E: FlowExtractor, S> FlowTracker<E, S> {
     /// Bytes the flow table has allocated (index and slab); divide by
     /// `config().max_flows` for the per-flow cost at capacity.
     pub fn memory_bytes(&self) -> usize {
-        self.table.allocated_bytes()
-            + self.parents.allocation_size()
-            + self.serials.capacity() * core::mem::size_of::<u64>()
-            + self.defrag.memory_bytes()
+        self.table.allocated_bytes() + self.parents.allocation_size() + self.defrag.memory_bytes()
     }
 
     /// The user state of a live flow.
@@ -727,7 +723,7 @@ impl<E: FlowExtractor, S> FlowTracker<E, S> {
     }
 
     fn serial(&self, id: u32) -> u64 {
-        self.serials.get(id as usize).copied().unwrap_or(0)
+        self.table.get(id).map_or(0, |s| s.value.serial)
     }
 
     fn tunnel_parents(&self, id: u32) -> TunnelParents {
@@ -1272,6 +1268,7 @@ impl<E: FlowExtractor, S> FlowTracker<E, S> {
             sides: [Side::default(); 2],
             tcp: [TcpEndpoint::default(); 2],
             hist,
+            serial: self.stats.flows_created,
             state: Some((self.new_state)(ex, ts)),
         };
         let class = flow.class();
@@ -1281,14 +1278,6 @@ impl<E: FlowExtractor, S> FlowTracker<E, S> {
             return table::NIL;
         };
         let serial = self.stats.flows_created;
-        match self.serials.get_mut(id as usize) {
-            Some(s) => *s = serial,
-            None => {
-                // Slot ids are handed out in order, so a new one is the next index.
-                self.serials.resize(id as usize, 0);
-                self.serials.push(serial);
-            }
-        }
         self.stats.flows_created += 1;
         self.obs.flow_created(l4);
         sink.event(FlowEvent::Started {
@@ -1442,7 +1431,7 @@ impl<E: FlowExtractor, S> FlowTracker<E, S> {
             conn_state: flow.conn_state(),
             history: flow.hist.letters,
             ts: self.clock,
-            serial: self.serials.get(id as usize).copied().unwrap_or(0),
+            serial: flow.serial,
             tunnel_parents,
             state,
         };

@@ -69,7 +69,9 @@ pub(crate) struct Table<K, V> {
     index: HashTable<u32>,
     hasher: FixedState,
     slots: Vec<Slot<K, V>>,
-    free: Vec<u32>,
+    /// The first free slot; free slots are chained through their `next` link, which a
+    /// free slot does not otherwise use (a `Vec` of free ids cost 4 bytes per flow).
+    free: u32,
     lists: [List; CLASSES],
     len: usize,
     capacity: usize,
@@ -90,7 +92,7 @@ impl<K: Copy + Eq + Hash, V> Table<K, V> {
             index: HashTable::with_capacity(capacity.min(INITIAL_INDEX).saturating_mul(2)),
             hasher: FixedState::with_seed(seed),
             slots: Vec::with_capacity(capacity),
-            free: Vec::with_capacity(capacity),
+            free: NIL,
             lists: [EMPTY; CLASSES],
             len: 0,
             capacity,
@@ -107,13 +109,11 @@ impl<K: Copy + Eq + Hash, V> Table<K, V> {
         self.len >= self.capacity
     }
 
-    /// Bytes the table has allocated (index, slab, free list).
+    /// Bytes the table has allocated (index and slab).
     pub(crate) fn allocated_bytes(&self) -> usize {
         // The index's own figure: its `capacity()` shrinks as deleted entries accumulate,
         // though the allocation does not.
-        self.index.allocation_size()
-            + self.slots.capacity() * core::mem::size_of::<Slot<K, V>>()
-            + self.free.capacity() * core::mem::size_of::<u32>()
+        self.index.allocation_size() + self.slots.capacity() * core::mem::size_of::<Slot<K, V>>()
     }
 
     #[inline]
@@ -158,11 +158,11 @@ impl<K: Copy + Eq + Hash, V> Table<K, V> {
         }
         let hash = self.hash(&key);
         let slot = Slot { key, value, prev: NIL, next: NIL, stamp, class };
-        let id = match self.free.pop() {
-            Some(id) => {
-                if let Some(s) = self.slots.get_mut(id as usize) {
-                    *s = slot;
-                }
+        let id = match self.slots.get_mut(self.free as usize) {
+            Some(s) => {
+                let id = self.free;
+                self.free = s.next;
+                *s = slot;
                 id
             }
             None => {
@@ -202,8 +202,9 @@ impl<K: Copy + Eq + Hash, V> Table<K, V> {
         self.unlink(id);
         if let Some(s) = self.slots.get_mut(id as usize) {
             s.class = FREE;
+            s.next = self.free;
+            self.free = id;
         }
-        self.free.push(id);
         self.len -= 1;
     }
 
@@ -247,7 +248,8 @@ impl<K: Copy + Eq + Hash, V> Table<K, V> {
     }
 
     fn unlink(&mut self, id: u32) {
-        let Some(s) = self.slots.get(id as usize) else { return };
+        // A free slot is on no list (its `next` chains the free list).
+        let Some(s) = self.slots.get(id as usize).filter(|s| s.class != FREE) else { return };
         let (prev, next, class) = (s.prev, s.next, usize::from(s.class));
         match self.slots.get_mut(prev as usize) {
             Some(p) => p.next = next,
@@ -347,6 +349,17 @@ mod tests {
                 }
                 prop_assert_eq!(t.len(), model.len());
                 prop_assert!(t.len() <= 32);
+                // Freed slots are reused: the slab never outgrows the capacity, and every
+                // slot not live is on the free chain.
+                prop_assert!(t.slots.len() <= 32);
+                let mut free = 0;
+                let mut cur = t.free;
+                while cur != NIL && free <= 32 {
+                    prop_assert_eq!(t.slots[cur as usize].class, FREE);
+                    free += 1;
+                    cur = t.slots[cur as usize].next;
+                }
+                prop_assert_eq!(free + t.len(), t.slots.len());
                 for k in 0..64u64 {
                     for hint in [NIL, 0, 5, 31] {
                         prop_assert_eq!(t.find_hinted(&k, hint), t.find(&k));

@@ -47,22 +47,23 @@ pub enum EndpointState {
 }
 
 /// Bits of the per-connection "already recorded" mask, one set per side (Zeek's
-/// `HIST_*`); the responder's are shifted left by 16.
+/// `HIST_*`); the responder's are shifted left by 8, so all must stay below `1 << 8`.
 pub(crate) mod hist {
-    pub(super) const SYN: u32 = 1 << 0;
-    pub(super) const FIN: u32 = 1 << 1;
-    pub(super) const RST: u32 = 1 << 2;
-    pub(super) const FIN_RST: u32 = 1 << 3;
-    pub(crate) const DATA: u32 = 1 << 4;
-    pub(super) const ACK: u32 = 1 << 5;
-    pub(super) const MULTI_FLAG: u32 = 1 << 6;
+    pub(super) const SYN: u16 = 1 << 0;
+    pub(super) const FIN: u16 = 1 << 1;
+    pub(super) const RST: u16 = 1 << 2;
+    pub(super) const FIN_RST: u16 = 1 << 3;
+    pub(crate) const DATA: u16 = 1 << 4;
+    pub(super) const ACK: u16 = 1 << 5;
+    pub(super) const MULTI_FLAG: u16 = 1 << 6;
 }
 
 /// History recording for one flow: the letters and which ones were already recorded.
 #[derive(Copy, Clone, Debug, Default)]
 pub(crate) struct HistoryRec {
     pub(crate) letters: History,
-    pub(crate) seen: u32,
+    /// Two bytes, not four: with them the serial number fits in the flow's 256-byte slot.
+    pub(crate) seen: u16,
     /// Letters dropped because `letters` was full.
     pub(crate) overflow: u8,
 }
@@ -71,8 +72,8 @@ impl HistoryRec {
     /// Record `code` (upper case) for a side unless that side already has `mask`.
     /// Returns true when the side had it already (Zeek's `CheckHistory`).
     #[inline]
-    pub(crate) fn check(&mut self, initiator: bool, mask: u32, code: u8) -> bool {
-        let mask = if initiator { mask } else { mask << 16 };
+    pub(crate) fn check(&mut self, initiator: bool, mask: u16, code: u8) -> bool {
+        let mask = if initiator { mask } else { mask << 8 };
         if self.seen & mask == 0 {
             self.seen |= mask;
             self.add(initiator, code);
