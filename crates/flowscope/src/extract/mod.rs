@@ -226,7 +226,7 @@ impl FiveTuple {
     fn key_of(&self, headers: &Headers) -> Result<(FiveTupleKey, Orientation), Unmatched> {
         let ip = match headers.ip {
             None => return Err(Unmatched::NotIp { ethertype: headers.ethertype }),
-            Some(ip) if ip.fragment.is_some() && headers.transport == Transport::None => {
+            Some(ip) if ip.fragment.is_some() && matches!(headers.transport, Transport::None) => {
                 return Err(Unmatched::Fragment)
             }
             Some(ip) => ip,

@@ -120,6 +120,37 @@ proptest! {
         prop_assert_eq!(k1.dst(o1), (b, pb));
         prop_assert!(k1.lo() <= k1.hi() || a.is_ipv4() != k1.lo().0.is_ipv4());
         prop_assert_eq!(k1.community_id(0, o1), k2.community_id(0, o1));
+        prop_assert_eq!((k1.proto(), k1.vlan(), k1.is_ipv6()), (proto, vlan, a.is_ipv6()));
+    }
+
+    /// Keys order as their fields do: low endpoint, high endpoint (addresses as words,
+    /// IPv4 in the top of the first), then protocol, family and VLAN.
+    #[test]
+    fn five_tuple_keys_order_by_their_fields(
+        a in any_ip(), b in any_ip(), c in any_ip(), d in any_ip(),
+        ports: [u16; 4], protos: [u8; 2], vlans: [u16; 2], same: bool,
+    ) {
+        let (a, b) = same_family(a, b);
+        let (c, d) = if same { (a, b) } else { same_family(c, d) };
+        let (k, _) = FiveTupleKey::new(a, ports[0], b, ports[1], protos[0], vlans[0]);
+        // With `same`, the endpoints are equal and the protocol and VLAN decide.
+        let (pc, pd) = if same { (ports[0], ports[1]) } else { (ports[2], ports[3]) };
+        let (m, _) = FiveTupleKey::new(c, pc, d, pd, protos[1], vlans[1]);
+        let words = |ip: IpAddr| -> [u64; 2] {
+            match ip {
+                IpAddr::V4(v4) => [u64::from(u32::from(v4)) << 32, 0],
+                IpAddr::V6(v6) => {
+                    let n = u128::from(v6);
+                    [(n >> 64) as u64, n as u64]
+                }
+            }
+        };
+        let fields = |k: &FiveTupleKey| {
+            let ((lo, lp), (hi, hp)) = (k.lo(), k.hi());
+            (words(lo), words(hi), lp, hp, k.proto(), k.is_ipv6(), k.vlan())
+        };
+        prop_assert_eq!(k.cmp(&m), fields(&k).cmp(&fields(&m)));
+        prop_assert_eq!(k == m, fields(&k) == fields(&m));
     }
 
     #[test]
