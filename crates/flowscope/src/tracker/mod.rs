@@ -109,6 +109,8 @@ enum Via {
 /// flows up before handling them (see `worth_warming`).
 const WARM_ABOVE_BYTES: usize = 32 << 20;
 
+const NANOS_PER_SEC: u64 = 1_000_000_000;
+
 /// No slot hint for `FlowTracker::track`: look the key up in the index.
 pub(crate) const NO_HINT: u32 = table::NIL;
 
@@ -509,7 +511,14 @@ pub struct FlowTracker<E: FlowExtractor, S = ()> {
     new_state: NewState<E::Key, S>,
     clock: Timestamp,
     stats: TrackerStats,
-    timeouts: [Duration; table::CLASSES],
+    /// Each class's timeout in nanoseconds (a `Duration` costs a conversion on every
+    /// packet's expiry check).
+    timeouts: [u64; table::CLASSES],
+    /// The whole second `clock` is in, and the nanosecond the next one starts: every
+    /// packet reads the one and compares with the other, and dividing by 10^9 for them
+    /// each time was three divisions a packet (`set_clock` keeps them).
+    clock_second: u32,
+    second_end: u64,
     /// How far behind the clock a packet may be before the clock follows it back: the
     /// shortest timeout, past which a flow made by that packet would expire at once.
     rewind_after: Duration,
@@ -615,7 +624,9 @@ impl<E: FlowExtractor, S> FlowTracker<E, S> {
             new_state: Box::new(new_state),
             clock: Timestamp::ZERO,
             stats: TrackerStats::default(),
-            timeouts,
+            timeouts: timeouts.map(|t| u64::try_from(t.as_nanos()).unwrap_or(u64::MAX)),
+            clock_second: 0,
+            second_end: NANOS_PER_SEC,
             rewind_after: timeouts.iter().copied().min().unwrap_or(Duration::ZERO),
             tombstones: 0,
             parents: hashbrown::HashMap::with_hasher(foldhash::fast::FixedState::default()),
@@ -1106,11 +1117,12 @@ impl<E: FlowExtractor, S> FlowTracker<E, S> {
             self.stats.late_packets += 1;
             if ts.saturating_add(self.rewind_after) < self.clock {
                 self.stats.clock_rewinds += 1;
-                self.clock = ts;
+                self.set_clock(ts);
             }
         } else {
-            let new_second = ts.secs() != self.clock.secs();
-            self.clock = ts;
+            // Not before the clock, so in another second exactly when past its end.
+            let new_second = ts.as_nanos() >= self.second_end;
+            self.set_clock(ts);
             // Sweeping the list heads costs a few cache misses, so it runs once per
             // second of packet time (expiry is exact to the second anyway); the flow this
             // packet belongs to is checked exactly, below.
@@ -1149,7 +1161,7 @@ impl<E: FlowExtractor, S> FlowTracker<E, S> {
     /// capture, call this about once a second so idle flows end when traffic stops.
     pub fn advance(&mut self, now: Timestamp, sink: &mut impl EventSink<E::Key, S>) {
         if now > self.clock {
-            self.clock = now;
+            self.set_clock(now);
         }
         self.defrag.expire(self.clock);
         self.stats.defrag = *self.defrag.stats();
@@ -1180,7 +1192,20 @@ impl<E: FlowExtractor, S> FlowTracker<E, S> {
         } else {
             slot.value.last_activity()
         };
-        base.saturating_add(self.timeouts.get(class).copied().unwrap_or(Duration::ZERO))
+        let timeout = self.timeouts.get(class).copied().unwrap_or(0);
+        Timestamp::from_nanos(base.as_nanos().saturating_add(timeout))
+    }
+
+    /// Move the clock to `t` (either way), and its second with it when that changes.
+    #[inline]
+    fn set_clock(&mut self, t: Timestamp) {
+        self.clock = t;
+        let ns = t.as_nanos();
+        if ns >= self.second_end || ns < self.second_end - NANOS_PER_SEC {
+            let secs = t.secs();
+            self.clock_second = secs as u32;
+            self.second_end = secs.saturating_add(1).saturating_mul(NANOS_PER_SEC);
+        }
     }
 
     /// End the flows whose deadline the clock has passed.
@@ -1206,8 +1231,11 @@ impl<E: FlowExtractor, S> FlowTracker<E, S> {
         self.deadline(id, usize::from(slot.class())) < self.clock
     }
 
+    /// The clock's whole seconds, as list stamps (wraps in 2106; stamps are only compared
+    /// for equality and ordered by the monotonic clock).
+    #[inline]
     fn clock_secs(&self) -> u32 {
-        clock_secs(self.clock)
+        self.clock_second
     }
 
     /// The least recently active live flow.
@@ -1369,7 +1397,7 @@ impl<E: FlowExtractor, S> FlowTracker<E, S> {
         // bench cannot show it (its neighbours are always cached), so no figure is
         // claimed. Attempts stay in creation order: their deadline counts from the first
         // packet.
-        let now = clock_secs(self.clock);
+        let now = self.clock_second;
         let relink = slot.class() != class || (class != CLASS_TCP_ATTEMPT && slot.stamp() != now);
         if relink {
             self.table.touch(id, class, now);
@@ -1439,13 +1467,6 @@ impl<E: FlowExtractor, S> FlowTracker<E, S> {
         self.stats.flows_ended.count(reason);
         sink.event(event);
     }
-}
-
-/// Whole seconds of a timestamp, as list stamps (wraps in 2106; stamps are only compared
-/// for equality and ordered by the monotonic clock).
-#[inline]
-fn clock_secs(t: Timestamp) -> u32 {
-    t.secs() as u32
 }
 
 /// True once both sides have taken part: TCP past the handshake or picked up

@@ -520,6 +520,25 @@ fn time_jumping_back_past_every_timeout_rewinds_the_clock() {
 }
 
 #[test]
+fn after_a_rewind_idle_flows_still_expire_on_the_new_timeline() {
+    // The clock's second moves back with the clock: otherwise the once-a-second sweep
+    // would wait for the old timeline's next second, a day away.
+    let mut s = Script::new();
+    s.wait(Duration::from_secs(2 * 86_400)).c(SYN, 100, 0, 0);
+    s.now_us -= 86_400_000_000;
+    udp(&mut s, false, 10);
+    assert_eq!(s.tracker.stats().clock_rewinds, 1);
+    // Two minutes later, another flow's packet: the UDP flow (60 s idle) has timed out.
+    s.wait(Duration::from_secs(120));
+    s.client.1 = 40001;
+    s.c(SYN, 1, 0, 0);
+    let idle =
+        s.events.iter().filter(|e| matches!(e, FlowEvent::Ended { l4: L4Proto::Udp, .. })).count();
+    assert_eq!(idle, 1, "{:?}", s.events);
+    assert_eq!(s.tracker.flow_count(), 2);
+}
+
+#[test]
 fn full_table_evicts_the_least_recently_active() {
     let mut s = Script::with_config(FlowTrackerConfig::default().with_max_flows(2));
     for port in [1000u16, 1001, 1002] {
