@@ -21,8 +21,8 @@ use crate::packet::{PacketView, Transport};
 use crate::reassembly::{Outcome, Reassembler, ReassemblyConfig, StreamEvent, StreamStats};
 use crate::time::Timestamp;
 use crate::tracker::{
-    in_groups, Disposition, FlowId, FlowSnapshot, FlowTracker, FlowTrackerConfig, OverflowPolicy,
-    Step, TrackerStats, NO_HINT,
+    in_groups, Disposition, FlowId, FlowSnapshot, FlowTracker, FlowTrackerConfig, Keyed,
+    OverflowPolicy, Step, TrackerStats, NO_HINT,
 };
 
 /// Everything the driver reports.
@@ -284,7 +284,7 @@ impl<E: FlowExtractor, S> FlowDriver<E, S> {
     fn handle_frame(
         &mut self,
         packet: &PacketView<'_>,
-        extracted: &Result<crate::extract::Extracted<E::Key>, crate::extract::Unmatched>,
+        extracted: &Keyed<E::Key>,
         hint: u32,
         sink: &mut impl DriverSink<E::Key, S>,
     ) -> Disposition {
@@ -323,7 +323,7 @@ impl<E: FlowExtractor, S> FlowDriver<E, S> {
     fn handle_fragment(
         &mut self,
         packet: &PacketView<'_>,
-        extracted: &Result<crate::extract::Extracted<E::Key>, crate::extract::Unmatched>,
+        extracted: &Keyed<E::Key>,
         sink: &mut impl DriverSink<E::Key, S>,
     ) -> Disposition {
         let datagram = match self.tracker.defragment(packet, extracted) {
@@ -345,7 +345,7 @@ impl<E: FlowExtractor, S> FlowDriver<E, S> {
     fn handle_whole(
         &mut self,
         packet: &PacketView<'_>,
-        extracted: &Result<crate::extract::Extracted<E::Key>, crate::extract::Unmatched>,
+        extracted: &Keyed<E::Key>,
         count: bool,
         hint: u32,
         sink: &mut impl DriverSink<E::Key, S>,

@@ -91,7 +91,7 @@ pub(crate) fn in_groups<'p, 'a>(packets: &'p [PacketView<'a>], mut step: impl Fn
 }
 
 /// What the extractor made of a packet.
-type Keyed<K> = Result<Extracted<K>, Unmatched>;
+pub(crate) type Keyed<K> = Result<Extracted<K>, Unmatched>;
 
 /// How a keyed packet came to `FlowTracker::track`: one value rather than a hint and a
 /// parent argument, so that `track` keeps to six arguments, all passed in registers.
@@ -516,7 +516,9 @@ pub struct FlowTracker<E: FlowExtractor, S = ()> {
     timeouts: [u64; table::CLASSES],
     /// The whole second `clock` is in, and the nanosecond the next one starts: every
     /// packet reads the one and compares with the other, and dividing by 10^9 for them
-    /// each time was three divisions a packet (`set_clock` keeps them).
+    /// each time was three divisions a packet (`set_clock` keeps them). The second is
+    /// what list stamps count in (wraps in 2106; stamps are only compared for equality
+    /// and ordered by the monotonic clock).
     clock_second: u32,
     second_end: u64,
     /// How far behind the clock a packet may be before the clock follows it back: the
@@ -766,7 +768,7 @@ impl<E: FlowExtractor, S> FlowTracker<E, S> {
     fn handle_frame(
         &mut self,
         packet: &PacketView<'_>,
-        extracted: &Result<Extracted<E::Key>, Unmatched>,
+        extracted: &Keyed<E::Key>,
         hint: u32,
         sink: &mut impl EventSink<E::Key, S>,
     ) -> Disposition {
@@ -834,7 +836,7 @@ impl<E: FlowExtractor, S> FlowTracker<E, S> {
     /// entry, changing nothing; returns the slot found (`NO_HINT` for none), a hint for
     /// `track`, which checks it is still that flow's.
     #[inline]
-    fn warm(&self, extracted: &Result<Extracted<E::Key>, Unmatched>) -> u32 {
+    fn warm(&self, extracted: &Keyed<E::Key>) -> u32 {
         let Ok(ex) = extracted else { return NO_HINT };
         let Some(id) = self.table.find(&ex.key) else { return NO_HINT };
         if let Some(slot) = self.table.get(id) {
@@ -860,7 +862,7 @@ impl<E: FlowExtractor, S> FlowTracker<E, S> {
     fn handle_fragment(
         &mut self,
         packet: &PacketView<'_>,
-        extracted: &Result<Extracted<E::Key>, Unmatched>,
+        extracted: &Keyed<E::Key>,
         sink: &mut impl EventSink<E::Key, S>,
     ) -> Disposition {
         let datagram = match self.defragment(packet, extracted) {
@@ -876,7 +878,7 @@ impl<E: FlowExtractor, S> FlowTracker<E, S> {
 
     /// True when defragmentation is on and `extracted` says the packet is a fragment.
     #[inline(always)]
-    pub(crate) fn is_fragment(&self, extracted: &Result<Extracted<E::Key>, Unmatched>) -> bool {
+    pub(crate) fn is_fragment(&self, extracted: &Keyed<E::Key>) -> bool {
         self.config.defrag.enabled
             && match extracted {
                 Ok(ex) => ex.headers.ip.is_some_and(|ip| ip.fragment.is_some()),
@@ -890,7 +892,7 @@ impl<E: FlowExtractor, S> FlowTracker<E, S> {
     pub(crate) fn defragment(
         &mut self,
         packet: &PacketView<'_>,
-        extracted: &Result<Extracted<E::Key>, Unmatched>,
+        extracted: &Keyed<E::Key>,
     ) -> Result<Datagram, Disposition> {
         self.stats.packets += 1;
         // A fragment the extractor could not key was decoded by it, but the headers are
@@ -923,7 +925,7 @@ impl<E: FlowExtractor, S> FlowTracker<E, S> {
     fn handle_whole(
         &mut self,
         packet: &PacketView<'_>,
-        extracted: &Result<Extracted<E::Key>, Unmatched>,
+        extracted: &Keyed<E::Key>,
         count: bool,
         hint: u32,
         sink: &mut impl EventSink<E::Key, S>,
@@ -1079,7 +1081,7 @@ impl<E: FlowExtractor, S> FlowTracker<E, S> {
     pub(crate) fn handle_keyed(
         &mut self,
         ts: Timestamp,
-        extracted: &Result<Extracted<E::Key>, Unmatched>,
+        extracted: &Keyed<E::Key>,
         count: bool,
         hint: u32,
         sink: &mut impl EventSink<E::Key, S>,
@@ -1099,7 +1101,7 @@ impl<E: FlowExtractor, S> FlowTracker<E, S> {
     fn track(
         &mut self,
         ts: Timestamp,
-        extracted: &Result<Extracted<E::Key>, Unmatched>,
+        extracted: &Keyed<E::Key>,
         via: Via,
         sink: &mut impl EventSink<E::Key, S>,
     ) -> Disposition {
@@ -1231,13 +1233,6 @@ impl<E: FlowExtractor, S> FlowTracker<E, S> {
         self.deadline(id, usize::from(slot.class())) < self.clock
     }
 
-    /// The clock's whole seconds, as list stamps (wraps in 2106; stamps are only compared
-    /// for equality and ordered by the monotonic clock).
-    #[inline]
-    fn clock_secs(&self) -> u32 {
-        self.clock_second
-    }
-
     /// The least recently active live flow.
     fn least_recent(&self) -> Option<u32> {
         (0..table::CLASSES).filter_map(|c| self.table.head(c)).min_by_key(|&id| {
@@ -1289,6 +1284,7 @@ impl<E: FlowExtractor, S> FlowTracker<E, S> {
         if flip {
             hist.add_raw(b'^');
         }
+        let serial = self.stats.flows_created;
         let flow = Flow {
             l4,
             initiator,
@@ -1296,16 +1292,15 @@ impl<E: FlowExtractor, S> FlowTracker<E, S> {
             sides: [Side::default(); 2],
             tcp: [TcpEndpoint::default(); 2],
             hist,
-            serial: self.stats.flows_created,
+            serial,
             state: Some((self.new_state)(ex, ts)),
         };
         let class = flow.class();
         // Room was made above (the table holds at least one flow), so the insert cannot
         // fail; if it did, `update` finds no slot at NIL and the packet is only counted.
-        let Some(id) = self.table.insert(ex.key, flow, class, self.clock_secs()) else {
+        let Some(id) = self.table.insert(ex.key, flow, class, self.clock_second) else {
             return table::NIL;
         };
-        let serial = self.stats.flows_created;
         self.stats.flows_created += 1;
         self.obs.flow_created(l4);
         sink.event(FlowEvent::Started {

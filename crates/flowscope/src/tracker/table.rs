@@ -4,7 +4,7 @@
 //!
 //! Invariants:
 //! - every live slot is in exactly one list and in the hash index; free slots are in
-//!   neither, have class `FREE`, and their ids are on `free` (the one exception: while
+//!   neither, have class `FREE`, and are chained from `free` (the one exception: while
 //!   `release` empties the whole table, index entries stay until `clear_index`);
 //! - within a list, slots are in the order they were last touched, oldest at the head;
 //!   all slots of a list share one timeout, so the head is always the next to expire and
