@@ -385,6 +385,7 @@ struct Limits {
     drop_flow: bool,
     last_wins: bool,
     vlan_in_key: bool,
+    verify_checksums: bool,
 }
 
 #[derive(Arbitrary, Debug)]
@@ -409,6 +410,9 @@ struct Pkt {
     cut: Option<u8>,
     /// Send it inside a tunnel, or as two IP fragments.
     wrap: Option<WrapSel>,
+    /// Flip the low bit of the byte at this index (modulo the frame's length): a bad
+    /// checksum, or a damaged header.
+    flip: Option<u16>,
 }
 
 #[derive(Arbitrary, Debug)]
@@ -464,7 +468,8 @@ pub fn tracker_ops(data: &[u8]) {
         .with_attempt_idle(Duration::from_secs(u64::from(limits.attempt_idle) + 1))
         .with_linger(Duration::from_secs(u64::from(limits.linger)))
         .with_overflow_policy(overflow(limits.drop_flow))
-        .with_overlap_policy(overlap(limits.last_wins));
+        .with_overlap_policy(overlap(limits.last_wins))
+        .with_verify_checksums(limits.verify_checksums);
     let extractor = FiveTuple::default().with_vlan_in_key(limits.vlan_in_key);
     let mut driver: FlowDriver<FiveTuple> =
         FlowDriver::new(extractor, config).with_emit_anomalies(true);
@@ -613,6 +618,14 @@ fn build(hosts: &[IpAddr], p: &Pkt) -> Vec<Vec<u8>> {
             }
         }
     };
+    if let Some(at) = p.flip {
+        for bytes in &mut frames {
+            let n = bytes.len().max(1);
+            if let Some(b) = bytes.get_mut(usize::from(at) % n) {
+                *b ^= 1;
+            }
+        }
+    }
     if let Some(cut) = p.cut {
         for bytes in &mut frames {
             bytes.truncate(usize::from(cut));

@@ -47,6 +47,13 @@ pub(crate) struct TrackOpts {
     /// when its last fragment arrives, as Zeek counts it).
     #[arg(long)]
     pub(crate) no_defrag: bool,
+    /// Verify IPv4, TCP, UDP and ICMP checksums, as Zeek does unless run with -C: a
+    /// packet with a bad IPv4 header checksum is dropped, one with a bad transport
+    /// checksum counts in no flow's counters and marks TCP and UDP histories with C.
+    /// Off by default: a capture taken on a sending host has unfilled (offloaded)
+    /// checksums on every packet that host sent.
+    #[arg(long)]
+    pub(crate) verify_checksums: bool,
     /// Also write an interim record (interim: true, counters so far) for every flow
     /// still live this many seconds after its start, and again every such interval,
     /// when its next packet arrives. Adds the `interim` column to every record.
@@ -136,6 +143,7 @@ impl TrackOpts {
             // process's own randomness (the output does not depend on it).
             .with_tunnels(tunnels)
             .with_defrag(defrag)
+            .with_verify_checksums(self.verify_checksums)
             .with_hash_seed(random_seed()))
     }
 }

@@ -63,6 +63,9 @@ pub(crate) fn stats(files: &[PathBuf], opts: &TrackOpts) -> Result<()> {
     }
     writeln!(out, "  in flows          {}", t.tracked)?;
     writeln!(out, "  absorbed (policy) {}", t.dropped)?;
+    if opts.verify_checksums {
+        writeln!(out, "  bad checksum      {}", t.bad_checksum)?;
+    }
     let d = t.defrag;
     if d.fragments > 0 {
         writeln!(out, "  held as fragments {}", d.absorbed)?;

@@ -351,8 +351,7 @@ impl<E: FlowExtractor, S> FlowDriver<E, S> {
         sink: &mut impl DriverSink<E::Key, S>,
     ) -> Disposition {
         let (tracker, mut ends) = self.split(sink);
-        let disposition =
-            tracker.handle_keyed(packet.ts, extracted, count, hint, &mut |e| ends.on(e));
+        let disposition = tracker.handle_keyed(packet, extracted, count, hint, &mut |e| ends.on(e));
         let (Disposition::Tracked { flow, side, .. }, Ok(ex)) = (disposition, extracted) else {
             return disposition;
         };

@@ -225,7 +225,9 @@ pub struct SideStats {
     /// retransmissions are not counted twice and acknowledged-but-unseen data is; for UDP
     /// and ICMP the sum of payload lengths; 0 for other protocols (as in Zeek).
     pub payload_bytes: u64,
-    /// First packet from this side (zero if it sent none).
+    /// First packet from this side (zero if it sent none). A flow created by a packet
+    /// with a bad checksum (see `FlowTrackerConfig::verify_checksums`) has that packet's
+    /// time here and in `last_ts`, with `packets` still 0.
     pub first_ts: Timestamp,
     /// Last packet from this side (zero if it sent none).
     pub last_ts: Timestamp,
@@ -243,6 +245,14 @@ pub struct SideStats {
     pub high_watermark_bytes: u64,
 }
 
+impl SideStats {
+    /// The side has a start time: it sent a packet, or its packet with a bad checksum
+    /// created the flow.
+    fn started(&self) -> bool {
+        self.packets > 0 || self.first_ts != Timestamp::ZERO
+    }
+}
+
 /// Statistics of a whole flow, by role.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
 pub struct FlowStats {
@@ -255,9 +265,9 @@ pub struct FlowStats {
 impl FlowStats {
     /// First packet of the flow.
     pub fn first_ts(&self) -> Timestamp {
-        match (self.initiator.packets, self.responder.packets) {
-            (0, _) => self.responder.first_ts,
-            (_, 0) => self.initiator.first_ts,
+        match (self.initiator.started(), self.responder.started()) {
+            (false, _) => self.responder.first_ts,
+            (_, false) => self.initiator.first_ts,
             _ => self.initiator.first_ts.min(self.responder.first_ts),
         }
     }

@@ -514,3 +514,46 @@ fn batches_report_what_single_packets_do_on_every_shared_capture() {
     }
     assert!(warmed > 250_000, "{warmed} packets");
 }
+
+#[test]
+fn bad_checksums_are_not_reassembled_nor_opened_as_tunnels() {
+    let mut s = Script::new(FlowTrackerConfig::default().with_verify_checksums(true));
+    let (c, v) = (s.client, s.server);
+    s.handshake();
+    // "abc" with one byte changed in flight, then "abc" intact at the same place: the
+    // stream holds the intact bytes once, and the history the spoiled segment's C.
+    let seg = Frame::tcp(c.0, c.1, v.0, v.1, PSH_ACK, 101, 5001).payload(b"abc").build();
+    let mut spoiled = seg.clone();
+    spoiled[54] = b'X';
+    s.send(spoiled);
+    assert!(matches!(s.last, Some(Disposition::BadChecksum { flow: Some(_), .. })));
+    s.send(seg).s(ACK, 5001, 104, b"");
+    // A VXLAN packet whose inner segment is spoiled: the outer flow is tracked, the inner
+    // one marked (and, not tracked, not listed among the packet's tunnel flows).
+    let mut inner = Frame::tcp(c.0, 7000, v.0, 80, SYN, 1, 0).build();
+    inner[14 + 20 + 4] ^= 1;
+    s.send(in_vxlan(inner));
+    assert!(matches!(s.last, Some(Disposition::Tracked { .. })));
+    assert_eq!(s.driver.tracker_stats().bad_checksum, 2);
+    assert_eq!(s.driver.tracker_stats().tunnels.decapsulated(), 1);
+    // Its outer UDP checksum spoiled instead: the tunnel is not opened (as in Zeek).
+    let mut outer = in_vxlan(Frame::tcp(c.0, 7001, v.0, 80, SYN, 1, 0).build());
+    outer[14 + 20 + 7] ^= 1;
+    s.send(outer);
+    assert!(matches!(s.last, Some(Disposition::BadChecksum { flow: Some(_), .. })));
+    assert_eq!(s.driver.tracker_stats().bad_checksum, 3);
+    assert_eq!(s.driver.tracker_stats().tunnels.decapsulated(), 1);
+    let events = s.finish();
+    assert_eq!(Script::stream(&events, FlowSide::Initiator), b"abc");
+    let mut histories: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            Ev::Ended { history, .. } => Some(history.as_str()),
+            _ => None,
+        })
+        .collect();
+    histories.sort_unstable();
+    // The connection, the inner attempt (its only packet spoiled), and the VXLAN flow
+    // (both outer packets have the same ports).
+    assert_eq!(histories, ["C", "DC", "ShACDa"]);
+}

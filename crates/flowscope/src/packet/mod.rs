@@ -44,6 +44,8 @@
 //! whole walk in one inlined function, which is what meets the per-packet budget
 //! (see `benches/extract.rs`).
 
+#[cfg(feature = "tracker")]
+pub(crate) mod checksum;
 mod error;
 mod ip;
 mod link;

@@ -54,6 +54,17 @@ pub struct FlowTrackerConfig {
     /// IP defragmentation bounds (on by default): fragments are held until their
     /// datagram is whole, which is then tracked as one packet, as Zeek counts it.
     pub defrag: DefragConfig,
+    /// Verify checksums, as Zeek does unless run with `-C` (off). A packet whose IPv4
+    /// header checksum is wrong is dropped before it is keyed. One whose TCP, UDP, ICMP
+    /// or ICMPv6 checksum is wrong reaches its flow (creating it if it is new) but is
+    /// counted in none of the flow's counters and changes none of its state; TCP and UDP
+    /// flows get a `C` (`c` from the responder) in their history at the 1st, 10th,
+    /// 100th, ... such packet from a side. Both kinds are counted in
+    /// [`TrackerStats::bad_checksum`](super::TrackerStats::bad_checksum). Segments cut
+    /// by snaplen and IP fragments cannot be summed and pass. Off by default: a capture
+    /// taken on a sending host has checksum offload's unfilled checksums on every
+    /// packet that host sent, and tshark, tcpflow and argus do not verify either.
+    pub verify_checksums: bool,
 }
 
 /// What to do with overlapping bytes that differ.
@@ -116,6 +127,7 @@ impl Default for FlowTrackerConfig {
             overlap_policy: OverlapPolicy::FirstWins,
             tunnels: TunnelConfig::default(),
             defrag: DefragConfig::default(),
+            verify_checksums: false,
         }
     }
 }
@@ -181,6 +193,12 @@ impl FlowTrackerConfig {
     /// they come).
     pub fn with_defrag(mut self, d: DefragConfig) -> Self {
         self.defrag = d;
+        self
+    }
+
+    /// Verify checksums (see [`FlowTrackerConfig::verify_checksums`]).
+    pub fn with_verify_checksums(mut self, on: bool) -> Self {
+        self.verify_checksums = on;
         self
     }
 

@@ -144,15 +144,37 @@ pub(crate) struct TcpEndpoint {
     zero_windows: u16,
     /// Union of the TCP flags this endpoint sent.
     pub(crate) flags: u16,
-    fin_seen: bool,
-    /// This endpoint sent a RST (in any state; see `update_state` for why the state
-    /// itself may stay `Closed`).
-    pub(crate) rst_seen: bool,
+    /// Packets from this endpoint whose checksum failed (for the scaled `C`), saturating.
+    /// The three flags below share one byte to make room for it in the 40 bytes.
+    pub(crate) bad_checksums: u16,
+    /// `marks::*` bits.
+    marks: u8,
+}
+
+/// Bits of `TcpEndpoint::marks`.
+mod marks {
+    /// Sent a FIN.
+    pub(super) const FIN_SEEN: u8 = 1 << 0;
+    /// Sent a RST (in any state; see `update_state` for why the state itself may stay
+    /// `Closed`).
+    pub(super) const RST_SEEN: u8 = 1 << 1;
     /// Went from `Closed` to `Reset` (a FIN followed by a RST).
-    reset_after_fin: bool,
+    pub(super) const RESET_AFTER_FIN: u8 = 1 << 2;
 }
 
 impl TcpEndpoint {
+    /// This endpoint sent a FIN.
+    #[inline]
+    fn fin_seen(&self) -> bool {
+        self.marks & marks::FIN_SEEN != 0
+    }
+
+    /// This endpoint sent a RST.
+    #[inline]
+    pub(crate) fn rst_seen(&self) -> bool {
+        self.marks & marks::RST_SEEN != 0
+    }
+
     /// Zeek's payload size for this endpoint.
     pub(crate) fn payload_bytes(&self) -> u64 {
         if self.state == EndpointState::Inactive {
@@ -160,7 +182,7 @@ impl TcpEndpoint {
         }
         // Less the SYN octet (real or assumed) and the FIN octet.
         let size = self.last_rel.max(self.ack_rel()).saturating_sub(1);
-        if self.fin_seen {
+        if self.fin_seen() {
             size.saturating_sub(1)
         } else {
             size
@@ -312,10 +334,10 @@ pub(crate) fn on_segment(
         ep.retransmits = ep.retransmits.saturating_add(1);
     }
     if f.fin() {
-        ep.fin_seen = true;
+        ep.marks |= marks::FIN_SEEN;
     }
     if f.rst() {
-        ep.rst_seen = true;
+        ep.marks |= marks::RST_SEEN;
     }
 
     // 5. Acknowledgment of the peer's data.
@@ -385,7 +407,7 @@ fn update_state(
                 // The peer sent FIN then RST, and now this side closes too: stacks often
                 // follow a FIN with a RST, so Zeek turns the peer back into closed and
                 // the connection counts as properly terminated (SF).
-                if peer.state == Reset && peer.reset_after_fin {
+                if peer.state == Reset && peer.marks & marks::RESET_AFTER_FIN != 0 {
                     peer.state = Closed;
                 }
             }
@@ -398,7 +420,7 @@ fn update_state(
             // closed too (FIN, FIN, RST is still a normal termination for Zeek).
             if f.rst() && peer.state != Closed {
                 ep.state = Reset;
-                ep.reset_after_fin = true;
+                ep.marks |= marks::RESET_AFTER_FIN;
             }
         }
         Reset => {}

@@ -1014,3 +1014,142 @@ fn a_finished_tracker_starts_over_cleanly() {
     assert_eq!(t.stats().flows_created, 16);
     assert_eq!(t.stats().inputs(), t.stats().outcomes());
 }
+
+// ----- Checksum verification ------------------------------------------------------------
+
+/// Spoil a frame's transport checksum (the byte just before the payload is the last
+/// transport header byte) or, with `ip`, its IPv4 header checksum (the TTL).
+fn spoil(mut frame: Vec<u8>, ip: bool) -> Vec<u8> {
+    let view = PacketView::new(Timestamp::ZERO, LinkType::ETHERNET, &frame);
+    let at =
+        if ip { 14 + 8 } else { crate::packet::decode(&view).unwrap().payload_offset as usize - 1 };
+    frame[at] ^= 0x5a;
+    frame
+}
+
+fn verifying() -> Script {
+    Script::with_config(FlowTrackerConfig::default().with_verify_checksums(true))
+}
+
+#[test]
+fn bad_tcp_checksums_mark_the_history_and_count_nowhere_else() {
+    let mut s = verifying();
+    let (c, sv) = (s.client, s.server);
+    s.handshake();
+    // Eleven client data segments with a bad checksum: C at the 1st and the 10th.
+    for _ in 0..11 {
+        let f = Frame::tcp(c.0, c.1, sv.0, sv.1, PSH_ACK, 101, 5001).payload(&[1; 10]).build();
+        let d = s.send(spoil(f, false));
+        assert!(matches!(d, Disposition::BadChecksum { flow: Some(_), created: false }), "{d:?}");
+    }
+    // The same segment intact: it is data, not a retransmission of the spoiled ones.
+    s.c(PSH_ACK, 101, 5001, 10).s(ACK, 5001, 111, 0);
+    let bad = s.tracker.stats().bad_checksum;
+    let (state, hist, _, st) = s.ended();
+    assert_eq!(bad, 11);
+    assert_eq!(hist, "ShACCDa");
+    assert_eq!(state, ConnState::S1);
+    assert_eq!((st.initiator.packets, st.initiator.payload_bytes), (3, 10));
+    assert_eq!(st.initiator.retransmits, 0);
+}
+
+#[test]
+fn without_verification_a_bad_checksum_is_an_ordinary_packet() {
+    let mut s = Script::new();
+    let (c, sv) = (s.client, s.server);
+    s.handshake();
+    let f = Frame::tcp(c.0, c.1, sv.0, sv.1, PSH_ACK, 101, 5001).payload(&[1; 10]).build();
+    assert!(matches!(s.send(spoil(f, false)), Disposition::Tracked { .. }));
+    let (_, hist, _, st) = s.ended();
+    assert_eq!((hist.as_str(), st.initiator.packets), ("ShAD", 3));
+}
+
+#[test]
+fn a_bad_ip_header_checksum_drops_the_packet_before_keying() {
+    let mut s = verifying();
+    let (c, sv) = (s.client, s.server);
+    s.c(SYN, 100, 0, 0);
+    // The server's SYN-ACK has a broken IPv4 header: as if it never came.
+    let f = Frame::tcp(sv.0, sv.1, c.0, c.1, SYN_ACK, 5000, 101).build();
+    assert_eq!(s.send(spoil(f, true)), Disposition::BadChecksum { flow: None, created: false });
+    // Nor does one create a flow.
+    let f = Frame::udp(c.0, 5353, sv.0, 53).payload(b"q").build();
+    assert_eq!(s.send(spoil(f, true)), Disposition::BadChecksum { flow: None, created: false });
+    assert_eq!(s.tracker.flow_count(), 1);
+    let (state, hist, _, st) = s.ended();
+    assert_eq!((state, hist.as_str(), st.responder.packets), (ConnState::S0, "S", 0));
+}
+
+#[test]
+fn a_flow_of_bad_checksums_only_starts_at_its_first_packet_and_counts_none() {
+    // Zeek's record for such a flow: OTH, history C, no packets, its start time.
+    let mut s = verifying();
+    let (c, sv) = (s.client, s.server);
+    let f = Frame::udp(c.0, 40000, sv.0, 4789).payload(&[0x08, 0, 0, 0, 0, 0, 1, 0]).build();
+    let d = s.send(spoil(f.clone(), false));
+    assert!(matches!(d, Disposition::BadChecksum { flow: Some(_), created: true }), "{d:?}");
+    let started = Timestamp::from_nanos(s.now_us * 1000);
+    s.wait(Duration::from_secs(1));
+    s.send(spoil(f, false));
+    let (state, hist, _, st) = s.ended();
+    assert_eq!((state, hist.as_str()), (ConnState::Oth, "C"));
+    assert_eq!(st.packets(), 0);
+    assert_eq!((st.first_ts(), st.last_ts()), (started, started));
+    // TCP the same: both endpoints inactive, OTH.
+    let mut s = verifying();
+    let f = Frame::tcp(c.0, c.1, sv.0, sv.1, SYN, 100, 0).build();
+    s.send(spoil(f, false));
+    let (state, hist, _, st) = s.ended();
+    assert_eq!((state, hist.as_str(), st.packets()), (ConnState::Oth, "C", 0));
+    // ICMP gets no letter (as in Zeek), and the flow still exists.
+    let mut s = verifying();
+    let f = Frame::icmp(c.0, sv.0, 8, 0, [0, 1, 0, 1]).payload(b"ping").build();
+    assert!(matches!(s.send(spoil(f, false)), Disposition::BadChecksum { created: true, .. }));
+    let (state, hist, _, st) = s.ended();
+    assert_eq!((state, hist.as_str(), st.packets()), (ConnState::Oth, "", 0));
+}
+
+#[test]
+fn a_responder_side_created_by_a_bad_packet_keeps_the_flow_start() {
+    let mut s = verifying();
+    let (c, sv) = (s.client, s.server);
+    let f = Frame::udp(c.0, 40000, sv.0, 53).payload(b"query").build();
+    s.send(spoil(f.clone(), false));
+    let started = Timestamp::from_nanos(s.now_us * 1000);
+    s.send(f);
+    let (_, hist, _, st) = s.ended();
+    assert_eq!(hist, "CD");
+    assert_eq!((st.initiator.packets, st.first_ts()), (1, started));
+}
+
+#[test]
+fn bad_checksums_inside_tunnels_and_fragments_are_judged_where_they_can_be() {
+    let mut s = verifying();
+    let (c, sv) = (s.client, s.server);
+    // A fragmented UDP datagram with a good checksum over the whole: tracked once whole.
+    let whole = Frame::udp(c.0, 40000, sv.0, 53).payload(&[7; 600]);
+    let frags = whole.fragments(&[200, 400], 77);
+    for f in &frags {
+        s.send(f.clone());
+    }
+    // The same datagram with one payload byte changed in a fragment: the rebuilt
+    // datagram fails its UDP checksum.
+    let mut frags = whole.fragments(&[200, 400], 78);
+    let last = frags[2].len() - 1;
+    frags[2][last] ^= 1;
+    let mut ds = Vec::new();
+    for f in &frags {
+        ds.push(s.send(f.clone()));
+    }
+    assert!(matches!(ds[2], Disposition::BadChecksum { flow: Some(_), .. }), "{ds:?}");
+    // A fragment with a broken IPv4 header is dropped, so its datagram never completes.
+    let mut frags = whole.fragments(&[200, 400], 79);
+    frags[1][14 + 8] ^= 1;
+    let ds: Vec<_> = frags.iter().map(|f| s.send(f.clone())).collect();
+    assert_eq!(ds[1], Disposition::BadChecksum { flow: None, created: false });
+    assert!(ds.iter().all(|d| !matches!(d, Disposition::Tracked { .. })), "{ds:?}");
+    let st = s.tracker.stats();
+    assert_eq!(st.bad_checksum, 2);
+    let (_, hist, _, stats) = s.ended();
+    assert_eq!((hist.as_str(), stats.initiator.packets), ("DC", 1));
+}
