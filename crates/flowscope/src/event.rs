@@ -245,11 +245,17 @@ pub struct SideStats {
     pub high_watermark_bytes: u64,
 }
 
-impl SideStats {
-    /// The side has a start time: it sent a packet, or its packet with a bad checksum
-    /// created the flow.
-    fn started(&self) -> bool {
-        self.packets > 0 || self.first_ts != Timestamp::ZERO
+/// The earlier start of a flow's two sides, each given as (packets, first time). A side
+/// has a start when it sent a packet, or when its packet with a bad checksum created the
+/// flow (time set, no packets); a side with neither does not count. The one rule for
+/// [`FlowStats::first_ts`] and the tracker's timing of connection attempts.
+#[inline]
+pub(crate) fn earliest_start(a: (u64, Timestamp), b: (u64, Timestamp)) -> Timestamp {
+    let started = |(packets, first): (u64, Timestamp)| packets > 0 || first != Timestamp::ZERO;
+    match (started(a), started(b)) {
+        (false, _) => b.1,
+        (_, false) => a.1,
+        _ => a.1.min(b.1),
     }
 }
 
@@ -265,11 +271,8 @@ pub struct FlowStats {
 impl FlowStats {
     /// First packet of the flow.
     pub fn first_ts(&self) -> Timestamp {
-        match (self.initiator.started(), self.responder.started()) {
-            (false, _) => self.responder.first_ts,
-            (_, false) => self.initiator.first_ts,
-            _ => self.initiator.first_ts.min(self.responder.first_ts),
-        }
+        let (i, r) = (&self.initiator, &self.responder);
+        earliest_start((i.packets, i.first_ts), (r.packets, r.first_ts))
     }
 
     /// Last packet of the flow.

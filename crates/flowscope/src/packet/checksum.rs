@@ -53,7 +53,7 @@ fn fold(mut sum: u64) -> u16 {
 /// True when the IPv4 header at `ip.offset` in `frame` sums correctly (and for IPv6,
 /// which has no header checksum). A header that is not all in `frame` cannot have
 /// decoded, so it is taken as good.
-pub(crate) fn ip_header_ok(frame: &[u8], ip: &IpHeader) -> bool {
+fn ip_header_ok(frame: &[u8], ip: &IpHeader) -> bool {
     if ip.v6 {
         return true;
     }

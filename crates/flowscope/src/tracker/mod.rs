@@ -405,26 +405,14 @@ struct Flow<S> {
     state: Option<S>,
 }
 
-impl Side {
-    /// The side has a start time: it sent a packet, or a packet of it with a bad checksum
-    /// created the flow (`first` set, `packets` still 0).
-    #[inline]
-    fn started(&self) -> bool {
-        self.packets > 0 || self.first != Timestamp::ZERO
-    }
-}
-
 impl<S> Flow<S> {
     fn last_activity(&self) -> Timestamp {
         self.sides[0].last.max(self.sides[1].last)
     }
 
     fn first_activity(&self) -> Timestamp {
-        match (self.sides[0].started(), self.sides[1].started()) {
-            (false, _) => self.sides[1].first,
-            (_, false) => self.sides[0].first,
-            _ => self.sides[0].first.min(self.sides[1].first),
-        }
+        let [a, b] = &self.sides;
+        crate::event::earliest_start((a.packets, a.first), (b.packets, b.first))
     }
 
     fn class(&self) -> u8 {
@@ -1500,7 +1488,7 @@ impl<E: FlowExtractor, S> FlowTracker<E, S> {
         let h = &ex.headers;
         let s = &mut flow.sides[i];
         // A side's first packet sets its times, unless a packet with a bad checksum
-        // created the flow and set them (see `Side::started`).
+        // created the flow and set them (see `event::earliest_start`).
         if s.packets == 0 && s.first == Timestamp::ZERO {
             s.first = ts;
             s.last = ts;
