@@ -43,12 +43,15 @@ pub(super) fn decode_link(
     link: LinkType,
     h: &mut LinkInfo,
 ) -> Result<Net, DecodeError> {
+    // Ethernet, most captures' link type, is tested before the match, which the
+    // compiler lays out as a ladder of comparisons (`decode` tests Ethernet carrying
+    // IPv4 before calling this).
+    if link == LinkType::ETHERNET {
+        let eth = header_at::<14>(frame, 0, Layer::Link)?;
+        h.has_mac = true;
+        return ethertype_chain(frame, be16(eth[12], eth[13]), 14, h);
+    }
     match link {
-        LinkType::ETHERNET => {
-            let eth = header_at::<14>(frame, 0, Layer::Link)?;
-            h.has_mac = true;
-            ethertype_chain(frame, be16(eth[12], eth[13]), 14, h)
-        }
         LinkType::RAW => raw_ip(frame, 0, h),
         LinkType::IPV4 => {
             h.ethertype = ETH_IPV4;

@@ -559,7 +559,19 @@ pub fn decode(view: &PacketView<'_>) -> Result<Headers, DecodeError> {
     let frame = view.frame;
     let frame_len = view.orig_len.max(clamp_u32(frame.len()));
     let mut link = LinkInfo::default();
-    let (ip, upper) = match link::decode_link(frame, view.link, &mut link)? {
+    // Ethernet carrying IPv4, the commonest frame, is recognised here rather than in
+    // `decode_link`: its result, merged from a dozen paths, went through memory, and the
+    // link type and EtherType through comparison ladders; 23 instructions a packet of
+    // 891 (callgrind, `track_loop 1 200000`). The same bytes decide as there.
+    let net = match frame.get(12..14) {
+        Some(&[0x08, 0x00]) if view.link == LinkType::ETHERNET => {
+            link.has_mac = true;
+            link.ethertype = link::ETH_IPV4;
+            link::Net::Ipv4(14)
+        }
+        _ => link::decode_link(frame, view.link, &mut link)?,
+    };
+    let (ip, upper) = match net {
         link::Net::Ipv4(off) => {
             let (ip, upper) = ip::decode_ipv4(frame, off, frame_len)?;
             (Some(ip), upper)

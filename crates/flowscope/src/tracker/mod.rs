@@ -1499,8 +1499,16 @@ impl<E: FlowExtractor, S> FlowTracker<E, S> {
         s.packets += 1;
         s.l2_bytes += u64::from(h.frame_len);
         s.ip_bytes += h.ip.map_or(0, |ip| u64::from(ip.ip_len));
+        // Whether this packet can move the flow to another timeout class: only a TCP
+        // segment can, and only one with SYN, FIN or RST, or a side's first (see
+        // `Flow::class`); otherwise the class stays what the slot holds. Skipping the
+        // recomputation saves 20 of 903 instructions a packet (callgrind, `track_loop 1
+        // 200000`).
+        let mut reclass = false;
         match h.transport {
             Transport::Tcp(t) => {
+                reclass = t.flags.0 & (TcpFlags::SYN | TcpFlags::FIN | TcpFlags::RST) != 0
+                    || flow.tcp[i].state == EndpointState::Inactive;
                 let seg = Segment {
                     seq: t.seq,
                     ack: t.ack,
@@ -1526,7 +1534,12 @@ impl<E: FlowExtractor, S> FlowTracker<E, S> {
         if newly_established {
             flow.established = true;
         }
-        let class = flow.class();
+        let class = if reclass || newly_established {
+            flow.class()
+        } else {
+            debug_assert_eq!(flow.class(), slot.class(), "a packet that cannot reclassify did");
+            slot.class()
+        };
         let key = slot.key;
         // Lists are kept in order of last activity to the second: a flow moves to the
         // tail when its class changes, or on its first packet in a new second. Moving on
