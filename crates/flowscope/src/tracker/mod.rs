@@ -1540,7 +1540,8 @@ impl<E: FlowExtractor, S> FlowTracker<E, S> {
             debug_assert_eq!(flow.class(), slot.class(), "a packet that cannot reclassify did");
             slot.class()
         };
-        let key = slot.key;
+        // Copied only for the event: 40 bytes a packet otherwise.
+        let key = newly_established.then_some(slot.key);
         // Lists are kept in order of last activity to the second: a flow moves to the
         // tail when its class changes, or on its first packet in a new second. Moving on
         // every packet writes three other flows' entries (both neighbours and the old
@@ -1553,7 +1554,7 @@ impl<E: FlowExtractor, S> FlowTracker<E, S> {
         if relink {
             self.table.touch(id, class, now);
         }
-        if newly_established {
+        if let Some(key) = key {
             sink.event(FlowEvent::Established { key, ts });
         }
         if i == 0 {

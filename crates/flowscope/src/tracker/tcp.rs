@@ -59,7 +59,7 @@ pub(crate) mod hist {
 }
 
 /// History recording for one flow: the letters and which ones were already recorded.
-#[derive(Copy, Clone, Debug, Default)]
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct HistoryRec {
     pub(crate) letters: History,
     /// Two bytes, not four: with them the serial number fits in the flow's 256-byte slot.
@@ -124,7 +124,7 @@ fn is_power_of_ten(mut n: u32) -> bool {
 /// What the tracker keeps per endpoint. Sized with care (it is most of a flow's memory):
 /// the acknowledgment is kept as its low 32 bits and unwrapped against `last_rel` when
 /// used, and for non-TCP flows `last_rel` is the payload byte count.
-#[derive(Copy, Clone, Debug, Default)]
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct TcpEndpoint {
     /// One past the highest sequence number sent, relative to `start`, unwrapped. For
     /// other protocols: the payload bytes sent.
@@ -238,7 +238,76 @@ pub(crate) struct Segment {
 /// Feed one segment from `ep` (the initiator when `initiator`) with `peer` its peer.
 /// Updates both endpoints and the history, following Zeek's order: endpoint
 /// initialisation, history, window, sequence tracking, acknowledgment, state machine.
+///
+/// Most segments are a connection's steady state: an ACK, with or without data, from
+/// an endpoint past its handshake, in an open window, whose history letter is recorded
+/// already. For those only the sequence and acknowledgment tracking can change
+/// anything, and that is all they get, inline; the rest goes to the whole model out
+/// of line. Callgrind, `track_loop 1 200000`: 866 -> 805 instructions a packet. A
+/// property test holds both paths to the same result on every steady segment.
+#[inline(always)]
 pub(crate) fn on_segment(
+    ep: &mut TcpEndpoint,
+    peer: &mut TcpEndpoint,
+    initiator: bool,
+    seg: Segment,
+    hist: &mut HistoryRec,
+) {
+    if is_steady(ep, initiator, &seg, hist) {
+        ep.flags |= seg.flags.0;
+        let rel_seq = ep.rel(seg.seq, ep.last_rel);
+        track_seq(ep, rel_seq, u64::from(seg.len), seg.len);
+        acknowledge(peer, seg.ack);
+    } else {
+        on_any_segment(ep, peer, initiator, seg, hist);
+    }
+}
+
+/// Whether `seg` is a steady-state segment (see `on_segment`): ACK without SYN, FIN or
+/// RST, a non-zero window, from an endpoint in `Partial` or `Established` whose side has
+/// the history letter the segment would record (`D` for data, `A` for a bare ACK).
+#[inline(always)]
+fn is_steady(ep: &TcpEndpoint, initiator: bool, seg: &Segment, hist: &HistoryRec) -> bool {
+    let control = TcpFlags::SYN | TcpFlags::FIN | TcpFlags::RST | TcpFlags::ACK;
+    let letter = if seg.len > 0 { hist::DATA } else { hist::ACK };
+    let letter = if initiator { letter } else { letter << 8 };
+    seg.flags.0 & control == TcpFlags::ACK
+        && seg.window != 0
+        && matches!(ep.state, EndpointState::Partial | EndpointState::Established)
+        && hist.seen & letter != 0
+}
+
+/// Sequence tracking (Zeek's `update_last_seq`) for a segment trusted as it stands:
+/// `rel_seq` its relative sequence number, `seg_len` the sequence space it covers,
+/// `len` its payload.
+#[inline(always)]
+fn track_seq(ep: &mut TcpEndpoint, rel_seq: u64, seg_len: u64, len: u32) {
+    let new_last = rel_seq + seg_len;
+    if new_last as i64 - ep.last_rel as i64 > 0 {
+        ep.last_rel = new_last;
+    } else if len > 0 {
+        ep.retransmits = ep.retransmits.saturating_add(1);
+    }
+}
+
+/// Acknowledgment of `peer`'s data up to `ack` (an ACK segment's field).
+#[inline(always)]
+fn acknowledge(peer: &mut TcpEndpoint, ack: u32) {
+    if peer.state == EndpointState::Inactive {
+        return;
+    }
+    let old = peer.ack_rel();
+    let ack_rel = peer.rel(ack, old.max(peer.last_rel));
+    let delta = ack_rel as i64 - old as i64;
+    // An ack of 0 that jumps far is more likely broken than a wrap landing on 0.
+    if !(ack == 0 && delta > TOO_LARGE_SEQ_DELTA) && delta > 0 {
+        peer.ack_low = ack_rel as u32;
+    }
+}
+
+/// `on_segment` for any segment: the whole model.
+#[inline(never)]
+pub(crate) fn on_any_segment(
     ep: &mut TcpEndpoint,
     peer: &mut TcpEndpoint,
     initiator: bool,
@@ -328,10 +397,8 @@ pub(crate) fn on_segment(
         ep.last_rel = new_last;
     } else if ep.state == EndpointState::Reset {
         // Nothing after a RST is trusted.
-    } else if delta > 0 {
-        ep.last_rel = new_last;
-    } else if seg.len > 0 {
-        ep.retransmits = ep.retransmits.saturating_add(1);
+    } else {
+        track_seq(ep, rel_seq, seg_len, seg.len);
     }
     if f.fin() {
         ep.marks |= marks::FIN_SEEN;
@@ -341,14 +408,8 @@ pub(crate) fn on_segment(
     }
 
     // 5. Acknowledgment of the peer's data.
-    if f.ack() && peer.state != EndpointState::Inactive {
-        let old = peer.ack_rel();
-        let ack_rel = peer.rel(seg.ack, old.max(peer.last_rel));
-        let delta = ack_rel as i64 - old as i64;
-        // An ack of 0 that jumps far is more likely broken than a wrap landing on 0.
-        if !(seg.ack == 0 && delta > TOO_LARGE_SEQ_DELTA) && delta > 0 {
-            peer.ack_low = ack_rel as u32;
-        }
+    if f.ack() {
+        acknowledge(peer, seg.ack);
     }
 
     // 6. State machine.
@@ -495,6 +556,118 @@ fn syn_then_reset(h: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    fn state() -> impl Strategy<Value = EndpointState> {
+        use EndpointState::*;
+        prop::sample::select(vec![
+            Inactive,
+            SynSent,
+            SynAckSent,
+            Partial,
+            Established,
+            Closed,
+            Reset,
+        ])
+    }
+
+    /// An endpoint in any state, its numbers near each other or anywhere.
+    fn endpoint(state: impl Strategy<Value = EndpointState>) -> impl Strategy<Value = TcpEndpoint> {
+        (state, any::<u32>(), 0u64..1 << 40, any::<u32>(), any::<u32>(), any::<u16>(), any::<u8>())
+            .prop_map(|(state, start, last_rel, ack_low, retransmits, flags, marks)| TcpEndpoint {
+                last_rel,
+                state,
+                start,
+                ack_low,
+                hist_last_syn: 0,
+                hist_last_fin: 0,
+                hist_last_rst: 0,
+                retransmits,
+                zero_windows: 0,
+                flags,
+                bad_checksums: 0,
+                marks: marks & 7,
+            })
+    }
+
+    /// A segment of `flags` from `ep`: its sequence and acknowledgment numbers near the
+    /// two endpoints' positions (ahead, behind, across a wrap) or anywhere.
+    fn segment(
+        flags: impl Strategy<Value = u16>,
+    ) -> impl Strategy<Value = (u32, i64, u32, u32, u16)> {
+        (any::<u32>(), -70_000i64..70_000, flags.prop_map(u32::from), 0u32..3000, any::<u16>())
+    }
+
+    fn build(
+        ep: &TcpEndpoint,
+        peer: &TcpEndpoint,
+        raw: (u32, i64, u32, u32, u16),
+        near: bool,
+    ) -> Segment {
+        let (anywhere, off, flags, len, window) = raw;
+        let at = |e: &TcpEndpoint| e.start.wrapping_add(e.last_rel as u32).wrapping_add(off as u32);
+        Segment {
+            seq: if near { at(ep) } else { anywhere },
+            ack: if near { at(peer) } else { anywhere.rotate_left(7) },
+            flags: TcpFlags(flags as u16),
+            window,
+            len: if flags & u32::from(TcpFlags::PSH) != 0 { len } else { len % 2 * len },
+        }
+    }
+
+    fn both_ways(
+        mut ep: TcpEndpoint,
+        mut peer: TcpEndpoint,
+        initiator: bool,
+        seg: Segment,
+        mut hist: HistoryRec,
+    ) -> Result<(), TestCaseError> {
+        let (mut ep2, mut peer2, mut hist2) = (ep, peer, hist);
+        on_segment(&mut ep, &mut peer, initiator, seg, &mut hist);
+        on_any_segment(&mut ep2, &mut peer2, initiator, seg, &mut hist2);
+        prop_assert_eq!((ep, peer, hist), (ep2, peer2, hist2), "{:?}", seg);
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2000, rng_seed: proptest::test_runner::RngSeed::Fixed(0x57ead), ..ProptestConfig::default() })]
+
+        /// The steady path changes exactly what the whole model does, on segments it takes.
+        #[test]
+        fn steady_segments_take_the_whole_models_steps(
+            ep in endpoint(prop::sample::select(vec![EndpointState::Partial, EndpointState::Established])),
+            peer in endpoint(state()),
+            raw in segment(prop::sample::select(vec![0x010u16, 0x018, 0x030, 0x0d0, 0x110])),
+            near in any::<bool>(),
+            initiator in any::<bool>(),
+            seen in any::<u16>(),
+        ) {
+            let seg = build(&ep, &peer, raw, near);
+            let letter = if seg.len > 0 { hist::DATA } else { hist::ACK };
+            let hist = HistoryRec { seen: seen | letter | letter << 8, ..HistoryRec::default() };
+            prop_assume!(seg.window != 0);
+            prop_assert!(is_steady(&ep, initiator, &seg, &hist));
+            both_ways(ep, peer, initiator, seg, hist)?;
+        }
+
+        /// And any segment, steady or not, comes out as the whole model leaves it.
+        #[test]
+        fn any_segment_comes_out_as_the_whole_model_leaves_it(
+            ep in endpoint(state()),
+            peer in endpoint(state()),
+            raw in segment(0u16..0x200),
+            near in any::<bool>(),
+            initiator in any::<bool>(),
+            seen in any::<u16>(),
+            zero_window in any::<bool>(),
+        ) {
+            let mut seg = build(&ep, &peer, raw, near);
+            if zero_window {
+                seg.window = 0;
+            }
+            both_ways(ep, peer, initiator, seg, HistoryRec { seen, ..HistoryRec::default() })?;
+        }
+    }
 
     #[test]
     fn unwrap_near_handles_wraps() {
