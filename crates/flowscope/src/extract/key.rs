@@ -90,21 +90,31 @@ impl FiveTupleKey {
         v6: bool,
         vlan: u16,
     ) -> (Self, Orientation) {
-        // One key built from selected words rather than a key per branch: with two
-        // literals LLVM assembled the key on the stack and copied it out with wide loads
-        // over narrow stores (store-forwarding stalls), and one flow went from 57 to
-        // 65-74 ns/packet (`track_loop 1`); selected, it is 55-59.
         // The same order as comparing `(src, sport)` with `(dst, dport)`, the addresses
-        // as one 128-bit number each: 5 instructions a packet fewer than the tuple
-        // comparison (callgrind, `track_loop 1 200000`).
+        // as one 128-bit number each.
         let (s, d) = (wide(src), wide(dst));
-        let forward = s < d || (s == d && sport <= dport);
-        let (lo, hi) = if forward { (src, dst) } else { (dst, src) };
-        let (lo_port, hi_port) = if forward { (sport, dport) } else { (dport, sport) };
+        let forward = (s < d) | ((s == d) & (sport <= dport));
+        // Which way a packet goes is a coin toss on real traffic, so `forward` is
+        // computed without `&&` and `||`: with them LLVM branched on it, and the branch
+        // missed on about every other packet (0.47 mispredictions a packet on
+        // `make_large`, callgrind's branch simulation; 0 now). The selects below then
+        // compile to conditional moves: 15 instructions more a packet (`track_loop 1`,
+        // 796 -> 811, where the branch never missed) against roughly 15-20 cycles per
+        // miss saved. One key is built from the selected words, not a literal per case:
+        // two literals were assembled on the stack and copied out with wide loads over
+        // narrow stores (store-forwarding stalls; one flow went from 57 to 65-74
+        // ns/packet, `track_loop 1`).
+        let pick = |a: u64, b: u64| if forward { a } else { b };
         let key = FiveTupleKey {
-            lo_addr: [lo[0], lo[1]],
-            hi_addr: [hi[0], hi[1]],
-            meta: pack(lo_port, hi_port, proto, v6, vlan),
+            lo_addr: [pick(src[0], dst[0]), pick(src[1], dst[1])],
+            hi_addr: [pick(dst[0], src[0]), pick(dst[1], src[1])],
+            meta: pack(
+                pick(u64::from(sport), u64::from(dport)) as u16,
+                pick(u64::from(dport), u64::from(sport)) as u16,
+                proto,
+                v6,
+                vlan,
+            ),
         };
         (key, if forward { Orientation::Forward } else { Orientation::Reverse })
     }

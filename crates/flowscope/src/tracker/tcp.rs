@@ -73,7 +73,7 @@ impl HistoryRec {
     /// Returns true when the side had it already (Zeek's `CheckHistory`).
     #[inline]
     pub(crate) fn check(&mut self, initiator: bool, mask: u16, code: u8) -> bool {
-        let mask = if initiator { mask } else { mask << 8 };
+        let mask = side_bits(mask, initiator);
         if self.seen & mask == 0 {
             self.seen |= mask;
             self.add(initiator, code);
@@ -106,6 +106,15 @@ impl HistoryRec {
             self.add(initiator, code);
         }
     }
+}
+
+/// `mask` (one of the `hist` bits) for the initiator's side, or shifted to the
+/// responder's. A shift rather than a branch: on mixed traffic the side is unpredictable,
+/// and the two places that choose it as a branch missed 0.44 times a packet
+/// (`make_large`, callgrind's branch simulation; 7 instructions a packet fewer too).
+#[inline(always)]
+fn side_bits(mask: u16, initiator: bool) -> u16 {
+    mask << (8 * u16::from(!initiator))
 }
 
 const _: () = assert!(HISTORY_CAP >= 16);
@@ -274,7 +283,7 @@ pub(crate) fn on_segment(
 fn is_steady(ep: &TcpEndpoint, initiator: bool, seg: &Segment, hist: &HistoryRec) -> bool {
     let control = TcpFlags::SYN | TcpFlags::FIN | TcpFlags::RST | TcpFlags::ACK;
     let letter = if seg.len > 0 { hist::DATA } else { hist::ACK };
-    let letter = if initiator { letter } else { letter << 8 };
+    let letter = side_bits(letter, initiator);
     seg.flags.0 & control == TcpFlags::ACK
         && seg.window != 0
         && matches!(ep.state, EndpointState::Partial | EndpointState::Established)
