@@ -33,13 +33,13 @@ pub struct FiveTupleKey {
     meta: u64,
 }
 
-/// `FiveTupleKey::meta` from its fields.
 /// An address's two words as one number, the first word high.
 #[inline(always)]
 fn wide(w: [u64; 2]) -> u128 {
     u128::from(w[0]) << 64 | u128::from(w[1])
 }
 
+/// `FiveTupleKey::meta` from its fields.
 #[inline]
 const fn pack(lo_port: u16, hi_port: u16, proto: u8, v6: bool, vlan: u16) -> u64 {
     (lo_port as u64) << 48
