@@ -320,7 +320,7 @@ fn acknowledge(peer: &mut TcpEndpoint, ack: u32) {
 
 /// `on_segment` for any segment: the whole model.
 #[inline(never)]
-pub(crate) fn on_any_segment(
+fn on_any_segment(
     ep: &mut TcpEndpoint,
     peer: &mut TcpEndpoint,
     initiator: bool,
