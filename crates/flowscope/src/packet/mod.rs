@@ -561,7 +561,7 @@ pub fn decode(view: &PacketView<'_>) -> Result<Headers, DecodeError> {
     // compiler knows every offset into the frame fits the `u32` fields and drops the
     // clamping of each (8 instructions a packet, callgrind, `track_loop 1 200000`). A
     // longer slice is decoded as its first 4 GiB.
-    let frame = &view.frame[..view.frame.len().min(u32::MAX as usize)];
+    let frame = view.frame.get(..u32::MAX as usize).unwrap_or(view.frame);
     let frame_len = view.orig_len.max(frame.len() as u32);
     let mut link = LinkInfo::default();
     // Ethernet carrying IPv4, the commonest frame, is recognised here rather than in
