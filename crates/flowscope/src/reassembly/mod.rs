@@ -371,7 +371,27 @@ impl Reassembler {
     /// Deliver `bytes`, which start exactly at `next`, then whatever buffered data they
     /// join up with. Under first-wins, buffered bytes inside the new range replace the
     /// new ones (they arrived first).
+    ///
+    /// With nothing buffered, the common case, the bytes simply go out, inline: as a call
+    /// it cost 22 instructions a data segment (callgrind, `drive_loop`: the driver's
+    /// `handle_whole` 657 -> 644 a packet, half of them data).
+    #[inline]
     fn deliver_in_order(
+        &mut self,
+        bytes: &[u8],
+        config: &ReassemblyConfig,
+        out: &mut impl FnMut(StreamEvent<'_>),
+    ) {
+        if !self.ooo.is_empty() {
+            self.deliver_joining(bytes, config, out);
+        } else if !bytes.is_empty() {
+            self.emit(bytes, out);
+        }
+    }
+
+    /// `deliver_in_order` with something buffered.
+    #[inline(never)]
+    fn deliver_joining(
         &mut self,
         mut bytes: &[u8],
         config: &ReassemblyConfig,
