@@ -486,7 +486,7 @@ impl<E: FlowExtractor, S> FlowDriver<E, S> {
             });
         changes[i] = StreamChange::new(&was, r.stats(), buffered, r.buffered_bytes());
         for (j, c) in changes.iter().enumerate() {
-            let s = if j == 0 { FlowSide::Initiator } else { FlowSide::Responder };
+            let s = FlowSide::at(j);
             self.stats.buffered_bytes =
                 (self.stats.buffered_bytes + c.buffered_after).saturating_sub(c.buffered_before);
             self.stats.delivered_bytes += c.delivered;

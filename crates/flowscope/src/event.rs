@@ -27,6 +27,17 @@ impl FlowSide {
         }
     }
 
+    /// The side at `index` in a flow's per-side arrays: 0 the initiator, else the
+    /// responder.
+    #[inline]
+    pub(crate) const fn at(index: usize) -> FlowSide {
+        if index == 0 {
+            FlowSide::Initiator
+        } else {
+            FlowSide::Responder
+        }
+    }
+
     /// The other side.
     pub const fn flip(self) -> FlowSide {
         match self {

@@ -143,20 +143,7 @@ impl OutOfOrder {
     }
 
     /// Drop every buffered byte below `offset` (delivered by other means).
-    ///
-    /// The empty case, every in-order segment's, is tested inline: as a call it cost 19
-    /// instructions a data segment (callgrind, `drive_loop`: the driver's `handle_whole`
-    /// 666 -> 657 a packet, half of them data).
-    #[inline]
     pub(super) fn discard_below(&mut self, offset: u64) {
-        if !self.ranges.is_empty() {
-            self.discard_below_buffered(offset);
-        }
-    }
-
-    /// `discard_below` with something buffered.
-    #[inline(never)]
-    fn discard_below_buffered(&mut self, offset: u64) {
         while let Some((s, d)) = self.ranges.first_mut() {
             let e = *s + d.len() as u64;
             if e <= offset {

@@ -1284,8 +1284,7 @@ impl<E: FlowExtractor, S> FlowTracker<E, S> {
         let i = usize::from(ex.orientation != flow.initiator);
         if flow.state.is_none() {
             self.stats.dropped += 1;
-            let side = if i == 0 { FlowSide::Initiator } else { FlowSide::Responder };
-            return Disposition::Dropped { flow: FlowId(id), side };
+            return Disposition::Dropped { flow: FlowId(id), side: FlowSide::at(i) };
         }
         self.stats.bad_checksum += 1;
         if created {
@@ -1554,11 +1553,7 @@ impl<E: FlowExtractor, S> FlowTracker<E, S> {
         if let Some(key) = key {
             sink.event(FlowEvent::Established { key, ts });
         }
-        if i == 0 {
-            FlowSide::Initiator
-        } else {
-            FlowSide::Responder
-        }
+        FlowSide::at(i)
     }
 
     /// End a flow for the reason its own state gives (see `natural_end`).
