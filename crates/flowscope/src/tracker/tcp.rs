@@ -628,6 +628,7 @@ mod tests {
             ack: if near { at(peer) } else { anywhere.rotate_left(7) },
             flags: TcpFlags(flags as u16),
             window,
+            // Segments with PSH carry data; without it, half of them are bare.
             len: if flags & u32::from(TcpFlags::PSH) != 0 { len } else { len % 2 * len },
         }
     }
