@@ -192,6 +192,8 @@ fn check_decode(view: &PacketView<'_>) {
     let decoded = packet::decode(view);
     // Deterministic.
     assert_eq!(decoded, packet::decode(view));
+    // The fast path for the commonest frame decides exactly as the layered walk.
+    assert_eq!(decoded, flowscope::testkit::decode_layered(view));
     if let Ok(h) = &decoded {
         let end = h.payload_offset as usize + h.payload_len as usize;
         assert!(end <= frame.len(), "payload {end} beyond frame {}", frame.len());

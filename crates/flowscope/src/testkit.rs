@@ -415,6 +415,15 @@ fn pseudo_header(src: IpAddr, dst: IpAddr, proto: u8, len: usize) -> Vec<u8> {
     p
 }
 
+/// [`decode`](crate::packet::decode) without its fast path for the commonest frame
+/// (Ethernet, IPv4 without options or fragmentation, TCP or UDP): the layer-by-layer walk
+/// alone, for tests and fuzz targets that hold the two equal on every frame.
+pub fn decode_layered(
+    view: &crate::packet::PacketView<'_>,
+) -> Result<crate::packet::Headers, crate::packet::DecodeError> {
+    crate::packet::decode_any(view)
+}
+
 /// The Internet checksum (RFC 1071) over the concatenation of `parts`.
 pub fn checksum(parts: &[&[u8]]) -> u16 {
     let mut sum: u32 = 0;

@@ -221,6 +221,14 @@ impl FiveTuple {
 }
 
 impl FiveTuple {
+    /// `extract` for frames `decode_common` does not take. Out of line.
+    #[inline(never)]
+    fn extract_any(&self, packet: &PacketView<'_>) -> Result<Extracted<FiveTupleKey>, Unmatched> {
+        let headers = packet::decode_any(packet)?;
+        let (key, orientation) = self.key_of(&headers)?;
+        Ok(Extracted { key, orientation, headers })
+    }
+
     /// The key of IP headers, and the packet's orientation.
     #[inline(always)]
     fn key_of(&self, headers: &Headers) -> Result<(FiveTupleKey, Orientation), Unmatched> {
@@ -262,9 +270,13 @@ impl FlowExtractor for FiveTuple {
     // copies of a ~170-byte value stalling on store forwarding.
     #[inline]
     fn extract(&self, packet: &PacketView<'_>) -> Result<Extracted<FiveTupleKey>, Unmatched> {
-        let headers = packet::decode(packet)?;
-        let (key, orientation) = self.key_of(&headers)?;
-        Ok(Extracted { key, orientation, headers })
+        match packet::decode_common(packet) {
+            Some(headers) => {
+                let (key, orientation) = self.key_of(&headers)?;
+                Ok(Extracted { key, orientation, headers })
+            }
+            None => self.extract_any(packet),
+        }
     }
 
     #[inline]

@@ -46,6 +46,7 @@
 
 #[cfg(feature = "tracker")]
 pub(crate) mod checksum;
+mod common;
 mod error;
 mod ip;
 mod link;
@@ -554,27 +555,52 @@ impl Headers {
 /// holds one) is decoded as its first 4 GiB, so every offset fits `u32`.
 #[inline(always)]
 pub fn decode(view: &PacketView<'_>) -> Result<Headers, DecodeError> {
+    match decode_common(view) {
+        Some(headers) => Ok(headers),
+        None => decode_any(view),
+    }
+}
+
+/// The first 4 GiB of `view`'s frame, and the frame's length on the wire. Frames are at most
+/// 4 GiB (pcap and pcapng lengths are 32-bit): said once, the compiler knows every offset
+/// into the frame fits the `u32` fields and drops the clamping of each (8 instructions a
+/// packet, callgrind, `track_loop 1 200000`).
+#[inline(always)]
+fn frame_of<'a>(view: &PacketView<'a>) -> (&'a [u8], u32) {
+    let frame = view.frame.get(..u32::MAX as usize).unwrap_or(view.frame);
+    (frame, view.orig_len.max(frame.len() as u32))
+}
+
+/// [`decode`] for the commonest frame only (Ethernet, IPv4 without options or
+/// fragmentation, TCP or UDP; see `common.rs`), `None` for any other; when it is `Some`,
+/// [`decode`] gives the same.
+#[inline(always)]
+pub(crate) fn decode_common(view: &PacketView<'_>) -> Option<Headers> {
+    let (frame, frame_len) = frame_of(view);
+    common::decode(frame, view.link, frame_len)
+}
+
+/// [`decode`] for any frame, layer by layer. Out of line: the common frame does not need
+/// it (`decode_common`).
+#[inline(never)]
+pub(crate) fn decode_any(view: &PacketView<'_>) -> Result<Headers, DecodeError> {
+    let (frame, frame_len) = frame_of(view);
+    let link_type = view.link;
     // Each layer returns its results by value and the struct is assembled once at the end:
     // filling a `Headers` field by field through `&mut` and then moving it cost more (in
     // store-forwarding stalls) than the whole walk (benches/extract.rs: 22 -> 12 ns).
-    // Frames are at most 4 GiB (pcap and pcapng lengths are 32-bit): said here once, the
-    // compiler knows every offset into the frame fits the `u32` fields and drops the
-    // clamping of each (8 instructions a packet, callgrind, `track_loop 1 200000`). A
-    // longer slice is decoded as its first 4 GiB.
-    let frame = view.frame.get(..u32::MAX as usize).unwrap_or(view.frame);
-    let frame_len = view.orig_len.max(frame.len() as u32);
     let mut link = LinkInfo::default();
-    // Ethernet carrying IPv4, the commonest frame, is recognised here rather than in
-    // `decode_link`: its result, merged from a dozen paths, went through memory, and the
+    // Ethernet carrying IPv4 (here: the datagrams `decode_common` declines, ICMP, with
+    // options or fragmented) is recognised here rather than in `decode_link`: its result, merged from a dozen paths, went through memory, and the
     // link type and EtherType through comparison ladders; 23 instructions a packet of
     // 891 (callgrind, `track_loop 1 200000`). The same bytes decide as there.
     let net = match frame.get(12..14) {
-        Some(&[0x08, 0x00]) if view.link == LinkType::ETHERNET => {
+        Some(&[0x08, 0x00]) if link_type == LinkType::ETHERNET => {
             link.has_mac = true;
             link.ethertype = link::ETH_IPV4;
             link::Net::Ipv4(14)
         }
-        _ => link::decode_link(frame, view.link, &mut link)?,
+        _ => link::decode_link(frame, link_type, &mut link)?,
     };
     let (ip, upper) = match net {
         link::Net::Ipv4(off) => {
@@ -588,7 +614,7 @@ pub fn decode(view: &PacketView<'_>) -> Result<Headers, DecodeError> {
         link::Net::Other => (None, ip::opaque_payload(frame.len(), 0, 0)),
     };
     Ok(Headers {
-        link: view.link,
+        link: link_type,
         has_mac: link.has_mac,
         vlan: link.vlan,
         mpls_depth: link.mpls_depth,
