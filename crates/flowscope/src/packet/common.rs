@@ -1,13 +1,15 @@
-//! The commonest frame, decoded in one straight pass: Ethernet carrying an unfragmented
-//! IPv4 datagram without options that carries TCP or UDP, every header captured.
+//! The commonest frames, decoded in one straight pass: Ethernet carrying TCP or UDP in an
+//! unfragmented IPv4 datagram without options or in an IPv6 packet without extension
+//! headers, every header captured.
 //!
 //! The general walk ([`super::decode_any`]) handles these frames too and gives the same
 //! [`Headers`] for them; this path exists because the walk, built from a dozen layers that
 //! each check, return and merge, spent about 400 instructions on such a frame
 //! (callgrind, `track_loop 1 200000`). Anything this path does not fully recognise, or
 //! would reject, it hands back (`None`) for the walk to decode or report: it never makes
-//! a decision the walk would make differently. A property test (`packet/tests.rs`) and
-//! the `extract` fuzz target hold the two equal on every frame this path accepts.
+//! a decision the walk would make differently. A test over generated frames
+//! (`packet/tests.rs`) and the `extract` fuzz target hold the two equal on every frame
+//! this path accepts.
 
 use super::{
     be16, be32, clamp_u32, link, Headers, IpHeader, LinkType, TcpFlags, TcpHeader, Transport,
@@ -18,15 +20,24 @@ const PROTO_TCP: u8 = 6;
 const PROTO_UDP: u8 = 17;
 
 /// Ethernet (14) + IPv4 without options (20) + a TCP header without options (20): the
-/// bytes this path reads, wanted in full even for UDP (which needs 8 of the last 20), so
+/// bytes read for IPv4, wanted in full even for UDP (which needs 8 of the last 20), so
 /// one length check covers every read. Shorter frames take the general walk.
-const SPAN: usize = 14 + 20 + 20;
+const SPAN_V4: usize = 14 + 20 + 20;
 
-/// `frame` (at most 4 GiB) decoded, when it is the common case; `frame_len` is its length
+/// The same for IPv6 (a 40-byte header).
+const SPAN_V6: usize = 14 + 40 + 20;
+
+/// `frame` (at most 4 GiB) decoded, when it is a common frame; `frame_len` is its length
 /// on the wire (at least `frame.len()`).
 #[inline(always)]
 pub(super) fn decode(frame: &[u8], link: LinkType, frame_len: u32) -> Option<Headers> {
-    let h: &[u8; SPAN] = frame.first_chunk()?;
+    ipv4(frame, link, frame_len).or_else(|| ipv6(frame, link, frame_len))
+}
+
+/// [`decode`] for the IPv4 frames only.
+#[inline(always)]
+pub(super) fn ipv4(frame: &[u8], link: LinkType, frame_len: u32) -> Option<Headers> {
+    let h: &[u8; SPAN_V4] = frame.first_chunk()?;
     // EtherType IPv4; version 4 with a 20-byte header; neither "more fragments" nor an
     // offset (a first fragment's transport header may be cut: the walk decides).
     if link != LinkType::ETHERNET
@@ -46,62 +57,143 @@ pub(super) fn decode(frame: &[u8], link: LinkType, frame_len: u32) -> Option<Hea
     }
     let proto = h[23];
     // The transport header is captured whenever it fits the datagram: the frame holds
-    // `SPAN` bytes, so a cut below it means `total` is shorter, which the length checks
-    // below reject.
+    // `SPAN_V4` bytes, so a cut below it means `total` is shorter, which `upper` rejects.
     let l4_wire = total - 20;
-    let l4_captured = l4_wire.min(captured - 20);
-    let (transport, hlen, captured, wire) = match proto {
+    let upper = upper(h, 34, proto, l4_wire.min(captured - 20), l4_wire)?;
+    let ip = IpHeader {
+        src: [u64::from(be32([h[26], h[27], h[28], h[29]])) << 32, 0],
+        dst: [u64::from(be32([h[30], h[31], h[32], h[33]])) << 32, 0],
+        v6: false,
+        proto,
+        ttl: h[22],
+        ip_len: clamp_u32(total),
+        offset: 14,
+        fragment: None,
+    };
+    Some(headers(link::ETH_IPV4, ip, upper, frame_len))
+}
+
+/// [`decode`] for the IPv6 frames only.
+#[inline(always)]
+pub(super) fn ipv6(frame: &[u8], link: LinkType, frame_len: u32) -> Option<Headers> {
+    let h: &[u8; SPAN_V6] = frame.first_chunk()?;
+    // EtherType IPv6; version 6, and the next header TCP or UDP itself (no extension
+    // headers; a payload length of 0 then means an empty payload, which no TCP or UDP
+    // header fits).
+    let proto = h[20];
+    if link != LinkType::ETHERNET
+        || be16(h[12], h[13]) != link::ETH_IPV6
+        || h[14] >> 4 != 6
+        || (proto != PROTO_TCP && proto != PROTO_UDP)
+    {
+        return None;
+    }
+    let captured = frame.len() - 14;
+    let wire = frame_len as usize - 14;
+    let payload = usize::from(be16(h[18], h[19]));
+    if 40 + payload > wire {
+        return None;
+    }
+    // As for IPv4: with `SPAN_V6` bytes captured, the transport header is cut only when
+    // the payload is shorter than it.
+    let upper = upper(h, 54, proto, payload.min(captured - 40), payload)?;
+    let ip = IpHeader {
+        src: words(h, 22),
+        dst: words(h, 38),
+        v6: true,
+        proto,
+        ttl: h[21],
+        ip_len: clamp_u32(40 + payload),
+        offset: 14,
+        fragment: None,
+    };
+    Some(headers(link::ETH_IPV6, ip, upper, frame_len))
+}
+
+/// An IPv6 address at `at` as two big-endian words.
+#[inline(always)]
+fn words<const N: usize>(h: &[u8; N], at: usize) -> [u64; 2] {
+    let word = |i: usize| {
+        h.get(i..i + 8).and_then(|b| b.first_chunk::<8>()).map_or(0, |b| u64::from_be_bytes(*b))
+    };
+    [word(at), word(at + 8)]
+}
+
+/// What the walk's transport layer gives: the header, its length, and the payload's
+/// captured and wire lengths (from which `headers` places the payload).
+struct Upper {
+    transport: Transport,
+    hlen: usize,
+    captured: usize,
+    wire: usize,
+}
+
+/// The TCP or UDP header at `off` of `h`, whose IP payload has `captured` bytes of `wire`
+/// in the frame; `None` where the walk would reject it, or for any other protocol.
+#[inline(always)]
+fn upper<const N: usize>(
+    h: &[u8; N],
+    off: usize,
+    proto: u8,
+    captured: usize,
+    wire: usize,
+) -> Option<Upper> {
+    let t: &[u8; 20] = h.get(off..)?.first_chunk()?;
+    match proto {
         PROTO_TCP => {
-            let data_offset = h[46] >> 4;
+            let data_offset = t[12] >> 4;
             let hlen = usize::from(data_offset) * 4;
-            if data_offset < 5 || hlen > l4_wire {
+            if data_offset < 5 || hlen > wire {
                 return None;
             }
             let tcp = TcpHeader {
-                src_port: be16(h[34], h[35]),
-                dst_port: be16(h[36], h[37]),
-                seq: be32([h[38], h[39], h[40], h[41]]),
-                ack: be32([h[42], h[43], h[44], h[45]]),
-                flags: TcpFlags(be16(h[46], h[47]) & 0x01ff),
-                window: be16(h[48], h[49]),
+                src_port: be16(t[0], t[1]),
+                dst_port: be16(t[2], t[3]),
+                seq: be32([t[4], t[5], t[6], t[7]]),
+                ack: be32([t[8], t[9], t[10], t[11]]),
+                flags: TcpFlags(be16(t[12], t[13]) & 0x01ff),
+                window: be16(t[14], t[15]),
                 header_len: hlen as u8,
-                offset: 34,
+                offset: clamp_u32(off),
             };
-            (Transport::Tcp(tcp), hlen, l4_captured, l4_wire)
+            Some(Upper { transport: Transport::Tcp(tcp), hlen, captured, wire })
         }
         PROTO_UDP => {
-            let length = be16(h[38], h[39]);
+            let length = be16(t[4], t[5]);
             let len = usize::from(length);
-            if len < 8 || len > l4_wire {
+            if len < 8 || len > wire {
                 return None;
             }
-            let udp =
-                UdpHeader { src_port: be16(h[34], h[35]), dst_port: be16(h[36], h[37]), length };
-            (Transport::Udp(udp), 8, l4_captured.min(len), len)
+            let udp = UdpHeader { src_port: be16(t[0], t[1]), dst_port: be16(t[2], t[3]), length };
+            Some(Upper {
+                transport: Transport::Udp(udp),
+                hlen: 8,
+                captured: captured.min(len),
+                wire: len,
+            })
         }
-        _ => return None,
-    };
-    Some(Headers {
-        link,
+        _ => None,
+    }
+}
+
+/// The headers of an Ethernet frame of EtherType `ethertype` carrying `ip` and, right
+/// after its fixed header, `upper`.
+#[inline(always)]
+fn headers(ethertype: u16, ip: IpHeader, upper: Upper, frame_len: u32) -> Headers {
+    let Upper { transport, hlen, captured, wire } = upper;
+    let l4_off = if ip.v6 { 54 } else { 34 };
+    Headers {
+        link: LinkType::ETHERNET,
         has_mac: true,
         vlan: VlanTags::default(),
         mpls_depth: 0,
-        ethertype: link::ETH_IPV4,
-        ip: Some(IpHeader {
-            src: [u64::from(be32([h[26], h[27], h[28], h[29]])) << 32, 0],
-            dst: [u64::from(be32([h[30], h[31], h[32], h[33]])) << 32, 0],
-            v6: false,
-            proto,
-            ttl: h[22],
-            ip_len: clamp_u32(total),
-            offset: 14,
-            fragment: None,
-        }),
+        ethertype,
+        ip: Some(ip),
         transport,
-        payload_offset: clamp_u32(34 + hlen.min(captured)),
+        payload_offset: clamp_u32(l4_off + hlen.min(captured)),
         payload_len: clamp_u32(captured.saturating_sub(hlen)),
         payload_wire_len: clamp_u32(wire - hlen),
         frame_len,
         truncated: captured < wire,
-    })
+    }
 }

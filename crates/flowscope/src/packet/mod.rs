@@ -571,18 +571,33 @@ fn frame_of<'a>(view: &PacketView<'a>) -> (&'a [u8], u32) {
     (frame, view.orig_len.max(frame.len() as u32))
 }
 
-/// [`decode`] for the commonest frame only (Ethernet, IPv4 without options or
-/// fragmentation, TCP or UDP; see `common.rs`), `None` for any other; when it is `Some`,
-/// [`decode`] gives the same.
+/// [`decode`] for the commonest frames only (Ethernet; IPv4 without options or
+/// fragmentation, or IPv6 without extension headers; TCP or UDP; see `common.rs`), `None`
+/// for any other; when it is `Some`, [`decode`] gives the same.
 #[inline(always)]
 pub(crate) fn decode_common(view: &PacketView<'_>) -> Option<Headers> {
     let (frame, frame_len) = frame_of(view);
     common::decode(frame, view.link, frame_len)
 }
 
-/// [`decode`] for any frame, layer by layer. Out of line: the common frame does not need
-/// it (`decode_common`).
-#[inline(never)]
+/// [`decode_common`] for IPv4 only.
+#[cfg(feature = "extractors")]
+#[inline(always)]
+pub(crate) fn decode_common_v4(view: &PacketView<'_>) -> Option<Headers> {
+    let (frame, frame_len) = frame_of(view);
+    common::ipv4(frame, view.link, frame_len)
+}
+
+/// [`decode_common`] for IPv6 only.
+#[cfg(feature = "extractors")]
+#[inline(always)]
+pub(crate) fn decode_common_v6(view: &PacketView<'_>) -> Option<Headers> {
+    let (frame, frame_len) = frame_of(view);
+    common::ipv6(frame, view.link, frame_len)
+}
+
+/// [`decode`] for any frame, layer by layer (the common frames are `decode_common`'s).
+#[inline(always)]
 pub(crate) fn decode_any(view: &PacketView<'_>) -> Result<Headers, DecodeError> {
     let (frame, frame_len) = frame_of(view);
     let link_type = view.link;
