@@ -12,8 +12,8 @@
 //! this path accepts.
 
 use super::{
-    be16, be32, clamp_u32, link, Headers, IpHeader, LinkType, TcpFlags, TcpHeader, Transport,
-    UdpHeader, VlanTags,
+    be16, clamp_u32, ip, link, transport, Headers, IpHeader, LinkType, Transport, UdpHeader,
+    VlanTags,
 };
 
 const PROTO_TCP: u8 = 6;
@@ -60,16 +60,8 @@ pub(super) fn ipv4(frame: &[u8], link: LinkType, frame_len: u32) -> Option<Heade
     // `SPAN_V4` bytes, so a cut below it means `total` is shorter, which `upper` rejects.
     let l4_wire = total - 20;
     let upper = upper(h, 34, proto, l4_wire.min(captured - 20), l4_wire)?;
-    let ip = IpHeader {
-        src: [u64::from(be32([h[26], h[27], h[28], h[29]])) << 32, 0],
-        dst: [u64::from(be32([h[30], h[31], h[32], h[33]])) << 32, 0],
-        v6: false,
-        proto,
-        ttl: h[22],
-        ip_len: clamp_u32(total),
-        offset: 14,
-        fragment: None,
-    };
+    let ip_hdr: &[u8; 20] = h.get(14..)?.first_chunk()?;
+    let ip = ip::ipv4_header(ip_hdr, total, 14, None);
     Some(headers(link::ETH_IPV4, ip, upper, frame_len))
 }
 
@@ -146,16 +138,7 @@ fn upper<const N: usize>(
             if data_offset < 5 || hlen > wire {
                 return None;
             }
-            let tcp = TcpHeader {
-                src_port: be16(t[0], t[1]),
-                dst_port: be16(t[2], t[3]),
-                seq: be32([t[4], t[5], t[6], t[7]]),
-                ack: be32([t[8], t[9], t[10], t[11]]),
-                flags: TcpFlags(be16(t[12], t[13]) & 0x01ff),
-                window: be16(t[14], t[15]),
-                header_len: hlen as u8,
-                offset: clamp_u32(off),
-            };
+            let tcp = transport::tcp_header(t, hlen, off);
             Some(Upper { transport: Transport::Tcp(tcp), hlen, captured, wire })
         }
         PROTO_UDP => {

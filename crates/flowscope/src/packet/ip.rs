@@ -62,16 +62,7 @@ pub(super) fn decode_ipv4(
         id: u32::from(be16(hdr[4], hdr[5])),
     });
     let proto = hdr[9];
-    let ip = IpHeader {
-        src: [u64::from(be32([hdr[12], hdr[13], hdr[14], hdr[15]])) << 32, 0],
-        dst: [u64::from(be32([hdr[16], hdr[17], hdr[18], hdr[19]])) << 32, 0],
-        v6: false,
-        proto,
-        ttl: hdr[8],
-        ip_len: clamp_u32(total),
-        offset: clamp_u32(off),
-        fragment,
-    };
+    let ip = ipv4_header(hdr, total, off, fragment);
     let l4_off = off + hlen;
     let l4_wire = total - hlen;
     let l4_captured = l4_wire.min(captured - hlen);
@@ -82,6 +73,27 @@ pub(super) fn decode_ipv4(
     let span =
         transport::Span { off: l4_off, captured: l4_captured, wire: l4_wire, fragmented: more };
     Ok((ip, transport::decode(frame, proto, false, span)?))
+}
+
+/// The IPv4 header whose fixed part is `hdr`, at `off` in the frame, `total` bytes of
+/// datagram (checked by the caller).
+#[inline(always)]
+pub(super) fn ipv4_header(
+    hdr: &[u8; 20],
+    total: usize,
+    off: usize,
+    fragment: Option<Fragment>,
+) -> IpHeader {
+    IpHeader {
+        src: [u64::from(be32([hdr[12], hdr[13], hdr[14], hdr[15]])) << 32, 0],
+        dst: [u64::from(be32([hdr[16], hdr[17], hdr[18], hdr[19]])) << 32, 0],
+        v6: false,
+        proto: hdr[9],
+        ttl: hdr[8],
+        ip_len: clamp_u32(total),
+        offset: clamp_u32(off),
+        fragment,
+    }
 }
 
 #[inline(always)]

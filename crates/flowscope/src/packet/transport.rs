@@ -45,16 +45,7 @@ pub(super) fn decode(frame: &[u8], proto: u8, v6: bool, span: Span) -> Result<Up
                     DecodeErrorKind::BadDataOffset(data_offset),
                 ));
             }
-            let tcp = Transport::Tcp(TcpHeader {
-                src_port: be16(t[0], t[1]),
-                dst_port: be16(t[2], t[3]),
-                seq: be32([t[4], t[5], t[6], t[7]]),
-                ack: be32([t[8], t[9], t[10], t[11]]),
-                flags: TcpFlags(be16(t[12], t[13]) & 0x01ff),
-                window: be16(t[14], t[15]),
-                header_len: hlen as u8,
-                offset: clamp_u32(off),
-            });
+            let tcp = Transport::Tcp(tcp_header(t, hlen, off));
             // Options cut by snaplen still leave the fixed header usable.
             with_payload(tcp, off, hlen, captured, wire)
         }
@@ -94,6 +85,22 @@ pub(super) fn decode(frame: &[u8], proto: u8, v6: bool, span: Span) -> Result<Up
         _ => Upper { transport: Transport::Other, ..ip::opaque_payload(off, captured, wire) },
     };
     Ok(upper)
+}
+
+/// The TCP header whose fixed part is `t`, at `off` in the frame, `hlen` bytes long
+/// (its data offset, checked by the caller).
+#[inline(always)]
+pub(super) fn tcp_header(t: &[u8; 20], hlen: usize, off: usize) -> TcpHeader {
+    TcpHeader {
+        src_port: be16(t[0], t[1]),
+        dst_port: be16(t[2], t[3]),
+        seq: be32([t[4], t[5], t[6], t[7]]),
+        ack: be32([t[8], t[9], t[10], t[11]]),
+        flags: TcpFlags(be16(t[12], t[13]) & 0x01ff),
+        window: be16(t[14], t[15]),
+        header_len: hlen as u8,
+        offset: clamp_u32(off),
+    }
 }
 
 /// The payload after a transport header of `hlen` bytes.
