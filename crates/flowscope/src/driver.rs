@@ -451,7 +451,9 @@ impl<E: FlowExtractor, S> FlowDriver<E, S> {
             }
             s
         });
-        let mut changes = [StreamChange::default(); 2];
+        // What the packet changed in the peer's stream: only an acknowledgment after the
+        // peer's FIN can change anything there, so usually nothing to account.
+        let mut peer_change = None;
         // The acknowledgment first: it may close holes in the peer's stream.
         if tcp.flags.ack() {
             let r = &mut streams[peer];
@@ -459,7 +461,8 @@ impl<E: FlowExtractor, S> FlowDriver<E, S> {
             if r.fin_offset().is_some() {
                 let (was, buffered) = (*r.stats(), r.buffered_bytes());
                 r.ack(tcp.ack, &mut |e| emit(sink, key, peer_side, e));
-                changes[peer] = StreamChange::new(&was, r.stats(), buffered, r.buffered_bytes());
+                peer_change =
+                    Some(StreamChange::new(&was, r.stats(), buffered, r.buffered_bytes()));
             } else {
                 // Before the peer's FIN an acknowledgment only moves the peer's acked end
                 // (`Reassembler::ack`), so there is nothing to compare: without the
@@ -484,8 +487,12 @@ impl<E: FlowExtractor, S> FlowDriver<E, S> {
             r.segment(tcp.seq, tcp.flags.syn(), tcp.flags.fin(), payload, &cfg, &mut |e| {
                 emit(sink, key, side, e)
             });
-        changes[i] = StreamChange::new(&was, r.stats(), buffered, r.buffered_bytes());
+        let own = Some(StreamChange::new(&was, r.stats(), buffered, r.buffered_bytes()));
+        // Initiator first, as events and history letters have always come. Skipping the
+        // peer when it did not change saves accounting an empty change on every packet.
+        let changes = if i == 0 { [own, peer_change] } else { [peer_change, own] };
         for (j, c) in changes.iter().enumerate() {
+            let Some(c) = c else { continue };
             let s = FlowSide::at(j);
             self.stats.buffered_bytes =
                 (self.stats.buffered_bytes + c.buffered_after).saturating_sub(c.buffered_before);
