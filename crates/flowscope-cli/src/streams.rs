@@ -60,7 +60,7 @@ pub(crate) fn streams(files: &[PathBuf], opts: &TrackOpts, dir: &Path) -> Result
             }
             Event::Data { key, side, bytes, .. } => {
                 let Some((ordinal, sides)) = st.flows.get_mut(&key) else { return Ok(()) };
-                let s = &mut sides[idx(side)];
+                let s = &mut sides[side.index()];
                 // The first bytes of a side create its file (truncating any left by an
                 // earlier run into the same directory); later reopenings append.
                 let first = s.file.is_none();
@@ -73,12 +73,12 @@ pub(crate) fn streams(files: &[PathBuf], opts: &TrackOpts, dir: &Path) -> Result
                     )
                 });
                 st.tick += 1;
-                let id = *ordinal * 2 + idx(side) as u64;
+                let id = *ordinal * 2 + side.index() as u64;
                 write_to(&mut st.files, st.tick, id, dir, name, first, bytes)?;
             }
             Event::Gap { key, side, offset, len } => {
                 if let Some((_, sides)) = st.flows.get_mut(&key) {
-                    let s = &mut sides[idx(side)];
+                    let s = &mut sides[side.index()];
                     if s.gaps.len() < MAX_LISTED_GAPS {
                         s.gaps.push((offset, len));
                     } else {
@@ -131,13 +131,6 @@ pub(crate) fn streams(files: &[PathBuf], opts: &TrackOpts, dir: &Path) -> Result
     }
     index.flush()?;
     Ok(())
-}
-
-fn idx(side: FlowSide) -> usize {
-    match side {
-        FlowSide::Initiator => 0,
-        FlowSide::Responder => 1,
-    }
 }
 
 /// A file-name-safe rendering of the key's endpoints.

@@ -406,10 +406,7 @@ impl<E: FlowExtractor, S> FlowDriver<E, S> {
     ) {
         let Some(key) = self.tracker.key(flow) else { return };
         let Some(state) = self.tracker.state_mut(flow) else { return };
-        let (i, peer) = match side {
-            FlowSide::Initiator => (0usize, 1usize),
-            FlowSide::Responder => (1, 0),
-        };
+        let (i, peer) = (side.index(), side.flip().index());
         if state.streams.is_none() {
             // Most TCP flows that never carry payload (scans, refused and unanswered
             // connections, SYN floods) need no stream state at all: remember where the
@@ -532,7 +529,7 @@ impl<E: FlowExtractor, S> FlowDriver<E, S> {
 }
 
 /// What one packet changed in one side's stream.
-#[derive(Copy, Clone, Debug, Default)]
+#[derive(Copy, Clone, Debug)]
 struct StreamChange {
     buffered_before: u64,
     buffered_after: u64,

@@ -27,8 +27,18 @@ impl FlowSide {
         }
     }
 
-    /// The side at `index` in a flow's per-side arrays: 0 the initiator, else the
-    /// responder.
+    /// This side's index in a two-element per-side array: 0 for the initiator, 1 for
+    /// the responder.
+    #[inline]
+    pub const fn index(self) -> usize {
+        match self {
+            FlowSide::Initiator => 0,
+            FlowSide::Responder => 1,
+        }
+    }
+
+    /// The side at `index` in a flow's per-side arrays, the inverse of
+    /// [`index`](Self::index): 0 the initiator, else the responder.
     #[inline]
     pub(crate) const fn at(index: usize) -> FlowSide {
         if index == 0 {

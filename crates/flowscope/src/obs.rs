@@ -223,10 +223,10 @@ impl Obs {
         #[cfg(feature = "metrics")]
         {
             if ooo_segments > 0 {
-                self.m.dropped_ooo[side_index(side)].increment(ooo_segments);
+                self.m.dropped_ooo[side.index()].increment(ooo_segments);
             }
             if oversize_bytes > 0 {
-                self.m.dropped_oversize[side_index(side)].increment(oversize_bytes);
+                self.m.dropped_oversize[side.index()].increment(oversize_bytes);
             }
         }
         let _ = (side, ooo_segments, oversize_bytes);
@@ -237,7 +237,7 @@ impl Obs {
     #[inline(always)]
     pub(crate) fn high_watermark(&self, side: FlowSide, bytes: u64) {
         #[cfg(feature = "metrics")]
-        self.m.high_watermark[side_index(side)].record(bytes as f64);
+        self.m.high_watermark[side.index()].record(bytes as f64);
         let _ = (side, bytes);
     }
 }
@@ -268,14 +268,6 @@ const fn anomaly_index(k: AnomalyKind) -> usize {
         AnomalyKind::BufferOverflow => 0,
         AnomalyKind::OutOfOrderSegment => 1,
         AnomalyKind::FlowTableEviction => 2,
-    }
-}
-
-#[cfg(all(feature = "metrics", feature = "reassembler"))]
-const fn side_index(s: FlowSide) -> usize {
-    match s {
-        FlowSide::Initiator => 0,
-        FlowSide::Responder => 1,
     }
 }
 

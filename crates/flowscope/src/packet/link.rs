@@ -44,7 +44,7 @@ pub(super) fn decode_link(
     h: &mut LinkInfo,
 ) -> Result<Net, DecodeError> {
     // Ethernet, most captures' link type, is tested before the match, which the
-    // compiler lays out as a ladder of comparisons (`decode` tests Ethernet carrying
+    // compiler lays out as a ladder of comparisons (`decode_any` tests Ethernet carrying
     // IPv4 before calling this).
     if link == LinkType::ETHERNET {
         let eth = header_at::<14>(frame, 0, Layer::Link)?;
