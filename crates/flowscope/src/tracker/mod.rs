@@ -107,8 +107,10 @@ enum Via {
 }
 
 /// Live flow entries (bytes) from which [`FlowTracker::handle_batch`] looks a group's
-/// flows up before handling them (see `worth_warming`).
-const WARM_ABOVE_BYTES: usize = 32 << 20;
+/// flows up before handling them (see `worth_warming`): 4 MiB, about 16,000 tracker
+/// entries, past the 1-2 MiB of L2 that current x86 cores have. Until 2026-11-28 it was
+/// 32 MiB, chosen when the look-ahead read each flow's index bucket and entry in turn.
+const WARM_ABOVE_BYTES: usize = 4 << 20;
 
 const NANOS_PER_SEC: u64 = 1_000_000_000;
 
@@ -801,11 +803,12 @@ impl<E: FlowExtractor, S> FlowTracker<E, S> {
     /// Packets go in groups of [`BATCH`]. While a group is handled, the first bytes of the
     /// next group's frames are read, so frames not in cache arrive in the meantime (a
     /// capture in memory whose frames are a kilobyte apart: 167 -> 102 ns/packet,
-    /// bench/compare). When the table outgrows the caches, a group is keyed and its index
-    /// buckets and flow entries read before any of its packets is handled: the lookups are
-    /// independent, so the processor overlaps their cache misses instead of waiting for
-    /// each in turn. Nothing is changed by those reads, so the outcome is exactly the
-    /// one-at-a-time outcome (a test holds this on every shared capture).
+    /// bench/compare). When the table outgrows the caches, a group is keyed, then its
+    /// index buckets are read, then its flow entries, before any of its packets is
+    /// handled: the lookups are independent, so the processor overlaps their cache misses
+    /// instead of waiting for each in turn. Nothing is changed by those reads, so the
+    /// outcome is exactly the one-at-a-time outcome (a test holds this on every shared
+    /// capture).
     pub fn handle_batch(
         &mut self,
         packets: &[PacketView<'_>],
@@ -825,10 +828,12 @@ impl<E: FlowExtractor, S> FlowTracker<E, S> {
     }
 
     /// Whether the live flow entries are too many for the caches, so that looking a
-    /// group's flows up ahead pays. Below that the second lookup costs more than the
-    /// misses it hides: on this project's bench machine (32 MiB L3), every group looked
-    /// up ahead against one packet at a time, 1 flow 251 vs 231 us per 4,096 packets,
-    /// 100k flows 8.3 vs 8.2 ms, 1M flows 144 vs 260 ms per pass (benches/tracker.rs).
+    /// group's flows up ahead pays. Below that the second look costs more than the misses
+    /// it hides: on this project's bench machine (1 MiB L2 per core, 32 MiB L3; best of 3
+    /// `track_loop` runs, ns/packet), every group looked up ahead against the plain loop,
+    /// 1 flow 49 vs 39, 10k flows in slot order 54 vs 49, 16k flows 62 vs 54 in slot order
+    /// but 63 vs 67 at random; above, 50k flows at random 96 vs 178, 100k in slot order
+    /// 83 vs 112 (2026-11-28; the last two measured before `look_ahead` took two passes).
     #[inline]
     pub(crate) fn worth_warming(&self) -> bool {
         self.table.len().saturating_mul(core::mem::size_of::<table::Slot<E::Key, Flow<S>>>())
@@ -837,23 +842,36 @@ impl<E: FlowExtractor, S> FlowTracker<E, S> {
 
     /// Key a group and look its flows up (see `warm`), changing nothing: what each
     /// packet keyed to, and the slot hint for each.
+    ///
+    /// In two passes, the index for all eight keys and then the eight entries, so each
+    /// packet's wait is index then entry, and the eight waits overlap. Looked up one
+    /// after the other (index, entry and key comparison, then the next packet), the
+    /// chains were too long for the processor to run many at once: 1M flows at random
+    /// 313 -> 246 ns/packet, in slot order 130 -> 122, 50k at random 106 -> 99 (best of
+    /// 3, `track_loop`, both builds with loops aligned; see docs/performance.md).
     #[inline]
     pub(crate) fn look_ahead(
         &self,
         group: &[PacketView<'_>; BATCH],
     ) -> ([Keyed<E::Key>; BATCH], [u32; BATCH]) {
         let keyed = group.each_ref().map(|p| self.extractor.extract(p));
-        let hints = keyed.each_ref().map(|ex| self.warm(ex));
+        let mut hints = keyed
+            .each_ref()
+            .map(|ex| ex.as_ref().map_or(NO_HINT, |ex| self.table.candidate(&ex.key)));
+        for (hint, ex) in hints.iter_mut().zip(&keyed) {
+            *hint = self.warm(ex, *hint);
+        }
         (keyed, hints)
     }
 
-    /// Look up the flow of a packet keyed `extracted` and read each cache line of its
-    /// entry, changing nothing; returns the slot found (`NO_HINT` for none), a hint for
-    /// `track`, which checks it is still that flow's.
+    /// Look up the flow of a packet keyed `extracted`, trying the index's `candidate`
+    /// slot first, and read each cache line of its entry, changing nothing; returns the
+    /// slot found (`NO_HINT` for none), a hint for `track`, which checks it is still that
+    /// flow's.
     #[inline]
-    fn warm(&self, extracted: &Keyed<E::Key>) -> u32 {
+    fn warm(&self, extracted: &Keyed<E::Key>, candidate: u32) -> u32 {
         let Ok(ex) = extracted else { return NO_HINT };
-        let Some(id) = self.table.find(&ex.key) else { return NO_HINT };
+        let Some(id) = self.table.find_hinted(&ex.key, candidate) else { return NO_HINT };
         if let Some(slot) = self.table.get(id) {
             // One field on each of the entry's cache lines, wherever the compiler put
             // them; `black_box` keeps the loads.

@@ -132,6 +132,14 @@ impl<K: Copy + Eq + Hash, V> Table<K, V> {
         }
     }
 
+    /// The first slot the index lists under `key`'s hash tag, found without reading any
+    /// entry (`NIL` for none): the slot holding `key`, unless another key with the same
+    /// 7-bit tag comes first in the probe. For looking ahead only: `find_hinted` checks it.
+    #[inline(always)]
+    pub(crate) fn candidate(&self, key: &K) -> u32 {
+        self.index.find(self.hash(key), |_| true).copied().unwrap_or(NIL)
+    }
+
     /// The live slot holding `key`.
     #[inline(always)]
     pub(crate) fn find(&self, key: &K) -> Option<u32> {
@@ -307,6 +315,33 @@ mod tests {
         ]
     }
 
+    /// A candidate is the key's slot unless another key's 7-bit tag comes first in the
+    /// probe; checked through `find_hinted`, it finds what `find` finds either way. At
+    /// 50,000 keys some tags must collide, so both cases are exercised.
+    #[test]
+    fn candidates_checked_find_what_find_finds() {
+        let n = 50_000u64;
+        let mut t: Table<u64, ()> = Table::new(n as usize, 3);
+        for k in 0..n {
+            t.insert(k * 7919, (), 0, 0).unwrap();
+        }
+        let (mut right, mut wrong, mut absent) = (0, 0, 0);
+        for k in 0..2 * n {
+            let key = k * 7919;
+            let candidate = t.candidate(&key);
+            let found = t.find(&key);
+            assert_eq!(t.find_hinted(&key, candidate), found, "key {key}");
+            match found {
+                Some(id) if id == candidate => right += 1,
+                Some(_) => wrong += 1,
+                None => absent += usize::from(candidate == NIL),
+            }
+        }
+        assert_eq!(right + wrong, n as usize);
+        assert!(wrong > 0 && wrong * 20 < right, "{wrong} wrong candidates of {n}");
+        assert!(absent > 0, "no absent key found its probe empty");
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig { cases: 500, rng_seed: proptest::test_runner::RngSeed::Fixed(7), ..ProptestConfig::default() })]
 
@@ -361,7 +396,7 @@ mod tests {
                 }
                 prop_assert_eq!(free + t.len(), t.slots.len());
                 for k in 0..64u64 {
-                    for hint in [NIL, 0, 5, 31] {
+                    for hint in [NIL, 0, 5, 31, t.candidate(&k)] {
                         prop_assert_eq!(t.find_hinted(&k, hint), t.find(&k));
                     }
                 }
