@@ -871,6 +871,11 @@ impl<E: FlowExtractor, S> FlowTracker<E, S> {
     #[inline]
     fn warm(&self, extracted: &Keyed<E::Key>, candidate: u32) -> u32 {
         let Ok(ex) = extracted else { return NO_HINT };
+        if candidate == NO_HINT {
+            // No slot under the key's tag: the key is not in the table, and probing again
+            // would only say so a second time (every new flow's packet in a batch).
+            return NO_HINT;
+        }
         let Some(id) = self.table.find_hinted(&ex.key, candidate) else { return NO_HINT };
         if let Some(slot) = self.table.get(id) {
             // One field on each of the entry's cache lines, wherever the compiler put

@@ -133,8 +133,9 @@ impl<K: Copy + Eq + Hash, V> Table<K, V> {
     }
 
     /// The first slot the index lists under `key`'s hash tag, found without reading any
-    /// entry (`NIL` for none): the slot holding `key`, unless another key with the same
-    /// 7-bit tag comes first in the probe. For looking ahead only: `find_hinted` checks it.
+    /// entry: the slot holding `key`, unless another key with the same 7-bit tag comes
+    /// first in the probe; `NIL` when no slot has the tag, so `key` is not in the table.
+    /// For looking ahead only: `find_hinted` checks it.
     #[inline(always)]
     pub(crate) fn candidate(&self, key: &K) -> u32 {
         self.index.find(self.hash(key), |_| true).copied().unwrap_or(NIL)
@@ -331,6 +332,8 @@ mod tests {
             let candidate = t.candidate(&key);
             let found = t.find(&key);
             assert_eq!(t.find_hinted(&key, candidate), found, "key {key}");
+            // No candidate means no such key (`FlowTracker::warm` relies on it).
+            assert!(candidate != NIL || found.is_none(), "key {key}");
             match found {
                 Some(id) if id == candidate => right += 1,
                 Some(_) => wrong += 1,
