@@ -21,7 +21,7 @@ use crate::packet::{PacketView, Transport};
 use crate::reassembly::{Outcome, Reassembler, ReassemblyConfig, StreamEvent, StreamStats};
 use crate::time::Timestamp;
 use crate::tracker::{
-    in_groups, Disposition, FlowId, FlowSnapshot, FlowTracker, FlowTrackerConfig, Keyed,
+    in_groups, Ahead, Disposition, FlowId, FlowSnapshot, FlowTracker, FlowTrackerConfig, Keyed,
     OverflowPolicy, Step, TrackerStats, NO_HINT,
 };
 
@@ -304,10 +304,12 @@ impl<E: FlowExtractor, S> FlowDriver<E, S> {
         sink: &mut impl DriverSink<E::Key, S>,
         mut each: impl FnMut(Disposition),
     ) {
+        let mut ahead = Ahead::new();
         in_groups(packets, |step| match step {
             Step::Group(group) if self.tracker.worth_warming() => {
-                let (keyed, hints) = self.tracker.look_ahead(group);
-                for ((packet, extracted), hint) in group.iter().zip(&keyed).zip(hints) {
+                self.tracker.look_ahead(group, &mut ahead);
+                for ((packet, extracted), &hint) in group.iter().zip(&ahead.keyed).zip(&ahead.hints)
+                {
                     each(self.handle_frame(packet, extracted, hint, sink));
                 }
             }
