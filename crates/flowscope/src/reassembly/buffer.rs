@@ -34,6 +34,14 @@ impl OutOfOrder {
     /// True when `[start, end)` overlaps or touches no held range, so inserting it would
     /// add a range.
     pub(super) fn is_separate(&self, start: u64, end: u64) -> bool {
+        // Past the last range, the usual place for a segment behind a hole: no search
+        // (with `uncovered`'s, 28 instructions fewer a segment behind a hole on
+        // `gopacket__cip.pcap`; callgrind, the CLI's `flows`: 61.20M -> 60.64M).
+        if let Some(last_end) = self.last_end() {
+            if last_end <= start {
+                return last_end < start;
+            }
+        }
         let i = self.ranges.partition_point(|(s, d)| (s + d.len() as u64) < start);
         self.ranges.get(i).map_or(true, |(s, _)| *s > end)
     }
@@ -42,8 +50,17 @@ impl OutOfOrder {
         self.ranges.first().map(|r| r.0)
     }
 
+    /// One past the last buffered byte (`None` when nothing is buffered).
+    fn last_end(&self) -> Option<u64> {
+        self.ranges.last().map(|(s, d)| s + d.len() as u64)
+    }
+
     /// Bytes of `[start, end)` no range covers.
     pub(super) fn uncovered(&self, start: u64, end: u64) -> usize {
+        if self.last_end().map_or(true, |last_end| last_end <= start) {
+            // Past every range (see `is_separate`).
+            return (end - start) as usize;
+        }
         let mut covered = 0u64;
         let first = self.ranges.partition_point(|(s, d)| (s + d.len() as u64) <= start);
         for (s, d) in &self.ranges[first..] {
@@ -62,6 +79,9 @@ impl OutOfOrder {
     /// Add `data` at `start`, merging with every range it overlaps or touches. With
     /// `replace`, the new bytes overwrite buffered ones; otherwise buffered bytes stay.
     pub(super) fn insert(&mut self, start: u64, data: &[u8], replace: bool) {
+        // The reassembler never buffers an empty segment; one would become an empty
+        // range and break the ranges' invariant.
+        debug_assert!(!data.is_empty(), "empty segment buffered at {start}");
         // The commonest case: the segment starts exactly where the last range ends (data
         // keeps arriving behind a hole). Appending needs no search, no zero-filling and
         // no merge, and overlaps nothing, so `replace` does not matter. On
@@ -171,6 +191,69 @@ impl OutOfOrder {
                 }
                 break;
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Offsets the model holds: a byte per offset, or none.
+    const SPACE: usize = 320;
+
+    fn op() -> impl Strategy<Value = (u64, Vec<u8>, bool)> {
+        (0u64..256, proptest::collection::vec(any::<u8>(), 1..40), any::<bool>())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2000, rng_seed: proptest::test_runner::RngSeed::Fixed(11), ..ProptestConfig::default() })]
+
+        /// The buffer against "bytes at offsets": after every insert, its length, its
+        /// answers for every small window, and finally its ranges and bytes.
+        #[test]
+        fn matches_bytes_at_offsets(ops in proptest::collection::vec(op(), 1..24)) {
+            let mut buf = OutOfOrder::default();
+            let mut model: Vec<Option<u8>> = vec![None; SPACE];
+            for (start, data, replace) in ops {
+                buf.insert(start, &data, replace);
+                for (i, &b) in data.iter().enumerate() {
+                    let slot = &mut model[start as usize + i];
+                    if replace || slot.is_none() {
+                        *slot = Some(b);
+                    }
+                }
+                let held = model.iter().filter(|b| b.is_some()).count();
+                prop_assert_eq!(buf.len(), held);
+                prop_assert_eq!(buf.is_empty(), held == 0);
+                for start in (0..SPACE as u64 - 8).step_by(3) {
+                    for len in [0u64, 1, 2, 7] {
+                        let end = start + len;
+                        let (s, e) = (start as usize, end as usize);
+                        let gaps = model[s..e].iter().filter(|b| b.is_none()).count();
+                        prop_assert_eq!(buf.uncovered(start, end), gaps, "[{}, {})", start, end);
+                        // Overlapping or touching: a held byte in [start - 1, end].
+                        let near = model[s.saturating_sub(1)..=e].iter().any(|b| b.is_some());
+                        prop_assert_eq!(buf.is_separate(start, end), !near, "[{}, {})", start, end);
+                    }
+                }
+            }
+            let mut ranges = 0;
+            let mut last_end = None;
+            while let Some((s, d)) = buf.pop_front() {
+                ranges += 1;
+                // Sorted, and neither overlapping nor touching the one before.
+                prop_assert!(last_end.map_or(true, |e| e < s), "{:?} then {}", last_end, s);
+                for (i, &b) in d.iter().enumerate() {
+                    prop_assert_eq!(model[s as usize + i], Some(b));
+                }
+                last_end = Some(s + d.len() as u64);
+            }
+            let runs = model.windows(2).filter(|w| w[0].is_none() && w[1].is_some()).count()
+                + usize::from(model[0].is_some());
+            prop_assert_eq!(ranges, runs);
         }
     }
 }
