@@ -415,9 +415,10 @@ fn pseudo_header(src: IpAddr, dst: IpAddr, proto: u8, len: usize) -> Vec<u8> {
     p
 }
 
-/// [`decode`](crate::packet::decode) without its fast path for the commonest frame
-/// (Ethernet, IPv4 without options or fragmentation, TCP or UDP): the layer-by-layer walk
-/// alone, for tests and fuzz targets that hold the two equal on every frame.
+/// [`decode`](crate::packet::decode) without its fast path for the commonest frames
+/// (Ethernet; IPv4 without options or fragmentation, or IPv6 without extension headers;
+/// TCP or UDP): the layer-by-layer walk alone, for tests and fuzz targets that hold the
+/// two equal on every frame.
 pub fn decode_layered(
     view: &crate::packet::PacketView<'_>,
 ) -> Result<crate::packet::Headers, crate::packet::DecodeError> {

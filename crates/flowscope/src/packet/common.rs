@@ -12,8 +12,7 @@
 //! this path accepts.
 
 use super::{
-    be16, clamp_u32, ip, link, transport, Headers, IpHeader, LinkType, Transport, UdpHeader,
-    VlanTags,
+    be16, ip, link, transport, Headers, IpHeader, LinkType, Transport, UdpHeader, Upper, VlanTags,
 };
 
 const PROTO_TCP: u8 = 6;
@@ -89,39 +88,14 @@ pub(super) fn ipv6(frame: &[u8], link: LinkType, frame_len: u32) -> Option<Heade
     // As for IPv4: with `SPAN_V6` bytes captured, the transport header is cut only when
     // the payload is shorter than it.
     let upper = upper(h, 54, proto, payload.min(captured - 40), payload)?;
-    let ip = IpHeader {
-        src: words(h, 22),
-        dst: words(h, 38),
-        v6: true,
-        proto,
-        ttl: h[21],
-        ip_len: clamp_u32(40 + payload),
-        offset: 14,
-        fragment: None,
-    };
+    let ip_hdr: &[u8; 40] = h.get(14..)?.first_chunk()?;
+    let ip = ip::ipv6_header(ip_hdr, proto, 40 + payload, 14, None);
     Some(headers(link::ETH_IPV6, ip, upper, frame_len))
 }
 
-/// An IPv6 address at `at` as two big-endian words.
-#[inline(always)]
-fn words<const N: usize>(h: &[u8; N], at: usize) -> [u64; 2] {
-    let word = |i: usize| {
-        h.get(i..i + 8).and_then(|b| b.first_chunk::<8>()).map_or(0, |b| u64::from_be_bytes(*b))
-    };
-    [word(at), word(at + 8)]
-}
-
-/// What the walk's transport layer gives: the header, its length, and the payload's
-/// captured and wire lengths (from which `headers` places the payload).
-struct Upper {
-    transport: Transport,
-    hlen: usize,
-    captured: usize,
-    wire: usize,
-}
-
 /// The TCP or UDP header at `off` of `h`, whose IP payload has `captured` bytes of `wire`
-/// in the frame; `None` where the walk would reject it, or for any other protocol.
+/// in the frame, with its payload placed as the walk's transport layer places it; `None`
+/// where the walk would reject it, or for any other protocol.
 #[inline(always)]
 fn upper<const N: usize>(
     h: &[u8; N],
@@ -138,8 +112,8 @@ fn upper<const N: usize>(
             if data_offset < 5 || hlen > wire {
                 return None;
             }
-            let tcp = transport::tcp_header(t, hlen, off);
-            Some(Upper { transport: Transport::Tcp(tcp), hlen, captured, wire })
+            let tcp = Transport::Tcp(transport::tcp_header(t, hlen, off));
+            Some(transport::with_payload(tcp, off, hlen, captured, wire))
         }
         PROTO_UDP => {
             let length = be16(t[4], t[5]);
@@ -148,12 +122,7 @@ fn upper<const N: usize>(
                 return None;
             }
             let udp = UdpHeader { src_port: be16(t[0], t[1]), dst_port: be16(t[2], t[3]), length };
-            Some(Upper {
-                transport: Transport::Udp(udp),
-                hlen: 8,
-                captured: captured.min(len),
-                wire: len,
-            })
+            Some(transport::with_payload(Transport::Udp(udp), off, 8, captured.min(len), len))
         }
         _ => None,
     }
@@ -163,8 +132,7 @@ fn upper<const N: usize>(
 /// after its fixed header, `upper`.
 #[inline(always)]
 fn headers(ethertype: u16, ip: IpHeader, upper: Upper, frame_len: u32) -> Headers {
-    let Upper { transport, hlen, captured, wire } = upper;
-    let l4_off = if ip.v6 { 54 } else { 34 };
+    let Upper { transport, payload_offset, payload_len, payload_wire_len, truncated } = upper;
     Headers {
         link: LinkType::ETHERNET,
         has_mac: true,
@@ -173,10 +141,10 @@ fn headers(ethertype: u16, ip: IpHeader, upper: Upper, frame_len: u32) -> Header
         ethertype,
         ip: Some(ip),
         transport,
-        payload_offset: clamp_u32(l4_off + hlen.min(captured)),
-        payload_len: clamp_u32(captured.saturating_sub(hlen)),
-        payload_wire_len: clamp_u32(wire - hlen),
+        payload_offset,
+        payload_len,
+        payload_wire_len,
         frame_len,
-        truncated: captured < wire,
+        truncated,
     }
 }

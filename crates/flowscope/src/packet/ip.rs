@@ -172,16 +172,7 @@ pub(super) fn decode_ipv6(
             break;
         }
     }
-    let ip = IpHeader {
-        src: words16(array16(hdr, 8)),
-        dst: words16(array16(hdr, 24)),
-        v6: true,
-        proto: next,
-        ttl: hdr[7],
-        ip_len: clamp_u32(total),
-        offset: clamp_u32(off),
-        fragment,
-    };
+    let ip = ipv6_header(hdr, next, total, off, fragment);
     let l4_wire = off + total - cur;
     let l4_captured = (off + captured_total).saturating_sub(cur);
     if matches!(fragment, Some(f) if f.offset != 0) {
@@ -201,6 +192,28 @@ pub(super) fn decode_ipv6(
 fn ext_header(frame: &[u8], cur: usize, end: usize) -> Result<&[u8; 8], DecodeError> {
     let window = frame.get(..end).unwrap_or(frame);
     header_at::<8>(window, cur, Layer::Ipv6Ext)
+}
+
+/// The IPv6 header whose fixed part is `hdr`, at `off` in the frame, `total` bytes of
+/// packet (40 + payload), its transport protocol `proto` (after any extension headers).
+#[inline(always)]
+pub(super) fn ipv6_header(
+    hdr: &[u8; 40],
+    proto: u8,
+    total: usize,
+    off: usize,
+    fragment: Option<Fragment>,
+) -> IpHeader {
+    IpHeader {
+        src: words16(array16(hdr, 8)),
+        dst: words16(array16(hdr, 24)),
+        v6: true,
+        proto,
+        ttl: hdr[7],
+        ip_len: clamp_u32(total),
+        offset: clamp_u32(off),
+        fragment,
+    }
 }
 
 #[inline(always)]

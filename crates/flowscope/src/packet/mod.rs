@@ -606,9 +606,10 @@ pub(crate) fn decode_any(view: &PacketView<'_>) -> Result<Headers, DecodeError> 
     // store-forwarding stalls) than the whole walk (benches/extract.rs: 22 -> 12 ns).
     let mut link = LinkInfo::default();
     // Ethernet carrying IPv4 (here: the datagrams `decode_common` declines, ICMP, with
-    // options or fragmented) is recognised here rather than in `decode_link`: its result, merged from a dozen paths, went through memory, and the
-    // link type and EtherType through comparison ladders; 23 instructions a packet of
-    // 891 (callgrind, `track_loop 1 200000`). The same bytes decide as there.
+    // options or fragmented) is recognised here rather than in `decode_link`: its result,
+    // merged from a dozen paths, went through memory, and the link type and EtherType
+    // through comparison ladders; 23 instructions a packet of 891 (callgrind,
+    // `track_loop 1 200000`). The same bytes decide as there.
     let net = match frame.get(12..14) {
         Some(&[0x08, 0x00]) if link_type == LinkType::ETHERNET => {
             link.has_mac = true;

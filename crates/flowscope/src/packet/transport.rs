@@ -105,7 +105,7 @@ pub(super) fn tcp_header(t: &[u8; 20], hlen: usize, off: usize) -> TcpHeader {
 
 /// The payload after a transport header of `hlen` bytes.
 #[inline(always)]
-fn with_payload(
+pub(super) fn with_payload(
     transport: Transport,
     off: usize,
     hlen: usize,
