@@ -475,6 +475,26 @@ impl<E: FlowExtractor, S> FlowDriver<E, S> {
             }
         }
         let r = &mut streams[i];
+        // Most segments are an acknowledgment without payload or the stream's next bytes
+        // with nothing buffered: all they change is the bytes delivered, so they skip the
+        // snapshot and comparison below. Callgrind, `drive_loop 200`, keying and
+        // `handle_whole`: 821 -> 732 instructions a packet.
+        // (An early return rather than a shared tail: sharing the rest of this function
+        // cost the fast path 30 instructions a packet.)
+        if !tcp.flags.syn()
+            && !tcp.flags.fin()
+            && r.segment_next(tcp.seq, payload, &mut |e| emit(sink, key, side, e))
+        {
+            self.stats.delivered_bytes += payload.len() as u64;
+            if let Some(c) = peer_change {
+                // An acknowledgment only releases buffered bytes: no new high watermark.
+                self.account(flow, side.flip(), &c, key, ts, sink);
+            }
+            if tcp.flags.rst() {
+                sink.event(DriverEvent::Rst { key, side });
+            }
+            return;
+        }
         let (was, buffered) = (*r.stats(), r.buffered_bytes());
         // This side may use its own cap, or what is left of the global one, whichever is
         // smaller.
@@ -491,27 +511,8 @@ impl<E: FlowExtractor, S> FlowDriver<E, S> {
         // peer when it did not change saves accounting an empty change on every packet.
         let changes = if i == 0 { [own, peer_change] } else { [peer_change, own] };
         for (j, c) in changes.iter().enumerate() {
-            let Some(c) = c else { continue };
-            let s = FlowSide::at(j);
-            self.stats.buffered_bytes =
-                (self.stats.buffered_bytes + c.buffered_after).saturating_sub(c.buffered_before);
-            self.stats.delivered_bytes += c.delivered;
-            self.stats.missed_bytes += c.missed;
-            self.obs.reassembly_dropped(s, c.dropped_ooo, c.dropped_oversize);
-            for gaps in c.gaps_before + 1..=c.gaps_after {
-                self.tracker.scaled_history(flow, s, b'G', gaps);
-            }
-            if self.emit_anomalies {
-                let anomaly =
-                    |kind| DriverEvent::Flow(FlowEvent::Anomaly { key, side: Some(s), kind, ts });
-                if c.ooo {
-                    self.obs.anomaly(AnomalyKind::OutOfOrderSegment);
-                    sink.event(anomaly(AnomalyKind::OutOfOrderSegment));
-                }
-                if c.cap_hit {
-                    self.obs.anomaly(AnomalyKind::BufferOverflow);
-                    sink.event(anomaly(AnomalyKind::BufferOverflow));
-                }
+            if let Some(c) = c {
+                self.account(flow, FlowSide::at(j), c, key, ts, sink);
             }
         }
         self.stats.buffered_high_watermark =
@@ -526,6 +527,39 @@ impl<E: FlowExtractor, S> FlowDriver<E, S> {
             self.stats.overflow_aborts += 1;
             let (tracker, mut ends) = self.split(sink);
             tracker.abort(flow, EndReason::BufferOverflow, &mut |e| ends.on(e));
+        }
+    }
+
+    /// Account what one packet changed in side `s`'s stream: the driver's totals, the
+    /// history's gap letters, the drop metrics, anomalies.
+    fn account(
+        &mut self,
+        flow: FlowId,
+        s: FlowSide,
+        c: &StreamChange,
+        key: E::Key,
+        ts: Timestamp,
+        sink: &mut impl DriverSink<E::Key, S>,
+    ) {
+        self.stats.buffered_bytes =
+            (self.stats.buffered_bytes + c.buffered_after).saturating_sub(c.buffered_before);
+        self.stats.delivered_bytes += c.delivered;
+        self.stats.missed_bytes += c.missed;
+        self.obs.reassembly_dropped(s, c.dropped_ooo, c.dropped_oversize);
+        for gaps in c.gaps_before + 1..=c.gaps_after {
+            self.tracker.scaled_history(flow, s, b'G', gaps);
+        }
+        if self.emit_anomalies {
+            let anomaly =
+                |kind| DriverEvent::Flow(FlowEvent::Anomaly { key, side: Some(s), kind, ts });
+            if c.ooo {
+                self.obs.anomaly(AnomalyKind::OutOfOrderSegment);
+                sink.event(anomaly(AnomalyKind::OutOfOrderSegment));
+            }
+            if c.cap_hit {
+                self.obs.anomaly(AnomalyKind::BufferOverflow);
+                sink.event(anomaly(AnomalyKind::BufferOverflow));
+            }
         }
     }
 }

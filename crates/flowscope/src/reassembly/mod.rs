@@ -293,6 +293,39 @@ impl Reassembler {
         Outcome::Ok
     }
 
+    /// [`segment`](Self::segment) for a segment without SYN or FIN, when that is all
+    /// it would do: a segment without payload (which changes nothing once the stream is
+    /// anchored), or the very next bytes of the stream with nothing buffered (which are
+    /// delivered and counted, nothing else). Returns `false`, having changed nothing,
+    /// for any other segment; the caller then calls `segment`.
+    ///
+    /// The driver uses it to skip its before-and-after comparison of the stream's
+    /// counters on the commonest packets (`drive_loop`: see `FlowDriver::reassemble`).
+    #[inline]
+    pub(crate) fn segment_next(
+        &mut self,
+        seq: u32,
+        payload: &[u8],
+        out: &mut impl FnMut(StreamEvent<'_>),
+    ) -> bool {
+        if !self.anchored {
+            return false;
+        }
+        if payload.is_empty() {
+            return true;
+        }
+        // Nothing seen past `next` (so nothing buffered either: buffered bytes lie past
+        // it): a segment whose low 32 bits are `next`'s starts exactly at `next`, the
+        // unwrapping reference.
+        if self.seen_end != self.next || seq.wrapping_sub(self.base) != self.next as u32 {
+            return false;
+        }
+        debug_assert!(self.ooo.is_empty());
+        self.seen_end += payload.len() as u64;
+        self.emit(payload, out);
+        true
+    }
+
     /// The peer acknowledged up to sequence number `ack`. Everything before it was sent,
     /// whether or not the capture holds it, so [`finish`](Self::finish) reports what is
     /// still missing then as a gap. Once the peer has acknowledged this side's FIN the

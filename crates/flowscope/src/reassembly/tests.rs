@@ -322,6 +322,66 @@ proptest! {
     }
 }
 
+/// Everything `segment_next` may touch, for comparing two reassemblers.
+fn state(r: &Reassembler) -> (u32, bool, u64, u64, Option<u64>, u64, usize, StreamStats) {
+    (r.base, r.anchored, r.next, r.seen_end, r.fin_offset, r.acked_end, r.ooo.len(), r.stats)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 400, rng_seed: proptest::test_runner::RngSeed::Fixed(0x5eed_0e71), ..ProptestConfig::default() })]
+
+    /// `segment_next` either does exactly what `segment` does or changes nothing: two
+    /// reassemblers fed the same segments (with and without a SYN first, with empty
+    /// segments among them), one through `segment_next` first, end every step in the
+    /// same state with the same events.
+    #[test]
+    fn segment_next_is_segment_or_nothing(
+        sc in scenario(),
+        syn: bool,
+        empties in 0usize..8,
+        cap in 1usize..3000,
+        drop_flow: bool,
+    ) {
+        // Small caps too: a segment dropped at the cap leaves the stream seen beyond
+        // the bytes delivered, which the fast path must notice.
+        let policy = if drop_flow { OverflowPolicy::DropFlow } else { OverflowPolicy::SlidingWindow };
+        let cfg = ReassemblyConfig::default().with_max_buffer(cap).with_overflow(policy);
+        let (mut a, mut b) = (Reassembler::new(), Reassembler::new());
+        let (mut sa, mut sb) = (Sink::default(), Sink::default());
+        if syn {
+            a.segment(sc.isn, true, false, &[], &cfg, &mut |e| sa.take(e));
+            b.segment(sc.isn, true, false, &[], &cfg, &mut |e| sb.take(e));
+        }
+        let mut taken = 0;
+        for (n, &(off, len)) in sc.segments.iter().enumerate() {
+            let seq = sc.isn.wrapping_add(1).wrapping_add(off as u32);
+            // Every few segments an empty one (an acknowledgment) at the same number.
+            let payloads: &[&[u8]] = if empties > 0 && n % (empties + 1) == 0 {
+                &[&[], &sc.stream[off..off + len]]
+            } else {
+                &[&sc.stream[off..off + len]]
+            };
+            for payload in payloads {
+                let before = state(&a);
+                if a.segment_next(seq, payload, &mut |e| sa.take(e)) {
+                    taken += 1;
+                } else {
+                    prop_assert_eq!(state(&a), before, "a refused segment changed the state");
+                    a.segment(seq, false, false, payload, &cfg, &mut |e| sa.take(e));
+                }
+                b.segment(seq, false, false, payload, &cfg, &mut |e| sb.take(e));
+                prop_assert_eq!(state(&a), state(&b));
+                prop_assert_eq!(&sa.data, &sb.data);
+                prop_assert_eq!(&sa.gaps, &sb.gaps);
+            }
+        }
+        // The fast path is not vacuous: in order, most segments take it.
+        if sc.segments.len() > 4 && sc.segments.windows(2).all(|w| w[0].0 + w[0].1 == w[1].0) {
+            prop_assert!(taken > 0);
+        }
+    }
+}
+
 #[test]
 fn finish_reports_data_acknowledged_or_before_the_fin_but_never_seen() {
     let cfg = ReassemblyConfig::default();
