@@ -406,8 +406,7 @@ impl<E: FlowExtractor, S> FlowDriver<E, S> {
         ts: Timestamp,
         sink: &mut impl DriverSink<E::Key, S>,
     ) {
-        let Some(key) = self.tracker.key(flow) else { return };
-        let Some(state) = self.tracker.state_mut(flow) else { return };
+        let Some((key, state)) = self.tracker.key_and_state_mut(flow) else { return };
         let (i, peer) = (side.index(), side.flip().index());
         if state.streams.is_none() {
             // Most TCP flows that never carry payload (scans, refused and unanswered

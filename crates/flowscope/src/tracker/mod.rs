@@ -744,6 +744,15 @@ impl<E: FlowExtractor, S> FlowTracker<E, S> {
         self.table.get_mut(id.0)?.value.state.as_mut()
     }
 
+    /// [`key`](Self::key) and [`state_mut`](Self::state_mut) in one lookup (the
+    /// driver's, once a packet).
+    #[inline]
+    pub(crate) fn key_and_state_mut(&mut self, id: FlowId) -> Option<(E::Key, &mut S)> {
+        let slot = self.table.get_mut(id.0)?;
+        let key = slot.key;
+        slot.value.state.as_mut().map(|s| (key, s))
+    }
+
     /// The statistics of a live flow so far.
     pub fn flow_stats(&self, id: FlowId) -> Option<FlowStats> {
         let slot = self.table.get(id.0)?;
