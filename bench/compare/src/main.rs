@@ -553,6 +553,21 @@ fn main() {
         }
         return;
     }
+    // For profilers: our driver alone, once one packet at a time and once batched.
+    if args.first().is_some_and(|a| a.as_os_str() == "--profile-driver") {
+        for path in &args[1..] {
+            let p = load(path);
+            let per_packet = |d: Duration| d.as_nanos() as f64 / p.index.len().max(1) as f64;
+            let t = Instant::now();
+            run_ours_driver(ours_driver(), &p);
+            let one = per_packet(t.elapsed());
+            let t = Instant::now();
+            run_ours_driver_batched(ours_driver(), &p);
+            let batched = per_packet(t.elapsed());
+            eprintln!("ours, driver: {}: {one:.1} ns/packet, batched {batched:.1} ns/packet", p.name);
+        }
+        return;
+    }
     let inputs = if args.is_empty() {
         let large = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/pcaps/large");
         let mut v: Vec<PathBuf> = std::fs::read_dir(&large)

@@ -746,6 +746,7 @@ impl<E: FlowExtractor, S> FlowTracker<E, S> {
 
     /// [`key`](Self::key) and [`state_mut`](Self::state_mut) in one lookup (the
     /// driver's, once a packet).
+    #[cfg(feature = "reassembler")]
     #[inline]
     pub(crate) fn key_and_state_mut(&mut self, id: FlowId) -> Option<(E::Key, &mut S)> {
         let slot = self.table.get_mut(id.0)?;
