@@ -564,7 +564,10 @@ fn main() {
             let t = Instant::now();
             run_ours_driver_batched(ours_driver(), &p);
             let batched = per_packet(t.elapsed());
-            eprintln!("ours, driver: {}: {one:.1} ns/packet, batched {batched:.1} ns/packet", p.name);
+            eprintln!(
+                "ours, driver: {}: {one:.1} ns/packet, batched {batched:.1} ns/packet",
+                p.name
+            );
         }
         return;
     }
