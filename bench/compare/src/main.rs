@@ -508,6 +508,29 @@ fn upstream_streams(p: &Packets) -> Vec<Vec<u8>> {
     v
 }
 
+/// Time ours alone on `p`, once one packet at a time and once batched: the tracker, or
+/// with `driver` the driver.
+fn profile(p: &Packets, driver: bool) {
+    let time = |run: &dyn Fn()| {
+        let t = Instant::now();
+        run();
+        t.elapsed().as_nanos() as f64 / p.index.len().max(1) as f64
+    };
+    let (one, batched) = if driver {
+        (
+            time(&|| run_ours_driver(ours_driver(), p)),
+            time(&|| run_ours_driver_batched(ours_driver(), p)),
+        )
+    } else {
+        (
+            time(&|| run_ours_tracker(ours_tracker(), p)),
+            time(&|| run_ours_tracker_batched(ours_tracker(), p)),
+        )
+    };
+    let what = if driver { "driver" } else { "tracker" };
+    eprintln!("ours, {what}: {}: {one:.1} ns/packet, batched {batched:.1} ns/packet", p.name);
+}
+
 fn main() {
     let args: Vec<PathBuf> = std::env::args_os().skip(1).map(PathBuf::from).collect();
     // For profilers: our tracker alone, once, on the million-flow capture.
@@ -537,37 +560,15 @@ fn main() {
         eprintln!("{}: {} packets ({})", path.display(), p.index.len(), p.name);
         return;
     }
-    // For profilers: our tracker alone, once one packet at a time and once batched, on
-    // any capture.
-    if args.first().is_some_and(|a| a.as_os_str() == "--profile") {
+    // For profilers: our tracker (`--profile`) or driver (`--profile-driver`) alone, once
+    // one packet at a time and once batched, on any capture.
+    if let Some(driver) = args.first().and_then(|a| match a.to_str() {
+        Some("--profile") => Some(false),
+        Some("--profile-driver") => Some(true),
+        _ => None,
+    }) {
         for path in &args[1..] {
-            let p = load(path);
-            let per_packet = |d: Duration| d.as_nanos() as f64 / p.index.len().max(1) as f64;
-            let t = Instant::now();
-            run_ours_tracker(ours_tracker(), &p);
-            let one = per_packet(t.elapsed());
-            let t = Instant::now();
-            run_ours_tracker_batched(ours_tracker(), &p);
-            let batched = per_packet(t.elapsed());
-            eprintln!("ours, once: {}: {one:.1} ns/packet, batched {batched:.1} ns/packet", p.name);
-        }
-        return;
-    }
-    // For profilers: our driver alone, once one packet at a time and once batched.
-    if args.first().is_some_and(|a| a.as_os_str() == "--profile-driver") {
-        for path in &args[1..] {
-            let p = load(path);
-            let per_packet = |d: Duration| d.as_nanos() as f64 / p.index.len().max(1) as f64;
-            let t = Instant::now();
-            run_ours_driver(ours_driver(), &p);
-            let one = per_packet(t.elapsed());
-            let t = Instant::now();
-            run_ours_driver_batched(ours_driver(), &p);
-            let batched = per_packet(t.elapsed());
-            eprintln!(
-                "ours, driver: {}: {one:.1} ns/packet, batched {batched:.1} ns/packet",
-                p.name
-            );
+            profile(&load(path), driver);
         }
         return;
     }
