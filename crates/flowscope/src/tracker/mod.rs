@@ -1269,13 +1269,15 @@ impl<E: FlowExtractor, S> FlowTracker<E, S> {
                 self.set_clock(ts);
             }
         } else {
-            // Not before the clock, so in another second exactly when past its end.
-            let new_second = ts.as_nanos() >= self.second_end;
-            self.set_clock(ts);
+            // Not before the clock, so in another second exactly when past its end; in
+            // the same second only the clock itself moves (`set_clock` tested both ways
+            // again: callgrind, `drive_loop 200`, 717 -> 705 instructions a packet).
+            self.clock = ts;
             // Sweeping the list heads costs a few cache misses, so it runs once per
             // second of packet time (expiry is exact to the second anyway); the flow a
             // packet belongs to is checked exactly, by `find_or_create`.
-            if new_second {
+            if ts.as_nanos() >= self.second_end {
+                self.set_clock(ts);
                 self.expire(sink);
             }
         }

@@ -309,6 +309,27 @@ fn acknowledge(peer: &mut TcpEndpoint, ack: u32) {
     if peer.state == EndpointState::Inactive {
         return;
     }
+    // Most acknowledgments fall between the highest one so far and the peer's highest
+    // sequence number, less than 2 GiB apart: the step from the old acknowledgment to
+    // the new one is then the difference of their low 32 bits, and no unwrapping is
+    // needed (`acknowledge_unwrapped` comes to the same, a property test holds them
+    // equal). Callgrind, `drive_loop 200`: 697 -> 678 instructions a packet.
+    let rel = ack.wrapping_sub(peer.start);
+    let unacked = (peer.last_rel as u32).wrapping_sub(peer.ack_low);
+    let step = rel.wrapping_sub(peer.ack_low);
+    if unacked < 1 << 31 && step <= unacked {
+        // (A step of 0 rewrites the same value.)
+        if ack != 0 || i64::from(step) <= TOO_LARGE_SEQ_DELTA {
+            peer.ack_low = rel;
+        }
+        return;
+    }
+    acknowledge_unwrapped(peer, ack);
+}
+
+/// `acknowledge` for any acknowledgment of an active `peer`, through 64-bit offsets.
+#[inline(never)]
+fn acknowledge_unwrapped(peer: &mut TcpEndpoint, ack: u32) {
     let old = peer.ack_rel();
     let ack_rel = peer.rel(ack, old.max(peer.last_rel));
     let delta = ack_rel as i64 - old as i64;
@@ -688,6 +709,52 @@ mod tests {
                 seg.window = 0;
             }
             both_ways(ep, peer, initiator, seg, HistoryRec { seen, ..HistoryRec::default() })?;
+        }
+    }
+
+    /// A 64-bit position near one of the places unwrapping can go wrong (zero, 2^31,
+    /// 2^32, 2^33) or anywhere.
+    fn position() -> impl Strategy<Value = u64> {
+        let near = prop::sample::select(vec![0u64, 1 << 31, 1 << 32, 1 << 33]);
+        prop_oneof![
+            (near, -70_000i64..70_000).prop_map(|(at, off)| at.saturating_add_signed(off)),
+            0u64..1 << 40,
+        ]
+    }
+
+    /// A 32-bit value near `base` or half the number space from it (within 70,000
+    /// either way, across wraps, 2 GiB exactly among them), or anywhere.
+    fn near32() -> impl Strategy<Value = (u8, i32, u32)> {
+        (0u8..3, prop_oneof![-70_000i32..70_000, -2i32..3], any::<u32>())
+    }
+
+    fn pick(base: u32, (near, off, anywhere): (u8, i32, u32)) -> u32 {
+        match near {
+            0 => base.wrapping_add_signed(off),
+            1 => base.wrapping_add(1 << 31).wrapping_add_signed(off),
+            _ => anywhere,
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 20_000, rng_seed: proptest::test_runner::RngSeed::Fixed(0xac4), ..ProptestConfig::default() })]
+
+        /// The shortcut in `acknowledge` leaves the endpoint as the unwrapping does.
+        #[test]
+        fn acknowledge_shortcut_agrees_with_unwrapping(
+            last_rel in position(),
+            start in any::<u32>(),
+            ack_low in near32(),
+            ack in near32(),
+            zero in 0u8..8,
+        ) {
+            let mut ep = TcpEndpoint { state: EndpointState::Established, start, last_rel, ..TcpEndpoint::default() };
+            ep.ack_low = pick(last_rel as u32, ack_low);
+            let ack = if zero == 0 { 0 } else { pick(start.wrapping_add(ep.ack_low), ack) };
+            let mut full = ep;
+            acknowledge(&mut ep, ack);
+            acknowledge_unwrapped(&mut full, ack);
+            prop_assert_eq!(ep, full);
         }
     }
 
