@@ -338,15 +338,43 @@ impl Reassembler {
             return;
         }
         let delta = ack.wrapping_sub(self.base);
-        if (delta as i32) < 0 && self.seen_end.max(self.next) < 1 << 31 {
+        // The commonest acknowledgment moves `acked_end` forward by less than 2 GiB to at
+        // most what was sent (or repeats it): with less than 2 GiB between the two, the
+        // low 32 bits alone place it, and `ack_unwrapped` would find the same offset (a
+        // property test holds them equal). Callgrind, `drive_loop 200`: 725 -> 717
+        // instructions a packet.
+        let sent = self.seen_end.max(self.next);
+        if let Some(span) = sent.checked_sub(self.acked_end).filter(|&s| s < 1 << 31) {
+            let step = delta.wrapping_sub(self.acked_end as u32);
+            if u64::from(step) <= span {
+                self.acked_end += u64::from(step);
+                self.release_after_fin(out);
+                return;
+            }
+        }
+        self.ack_unwrapped(delta, out);
+    }
+
+    /// `ack` for any acknowledgment of an anchored stream, `delta` past `base`, through
+    /// 64-bit offsets.
+    #[inline(never)]
+    fn ack_unwrapped(&mut self, delta: u32, out: &mut impl FnMut(StreamEvent<'_>)) {
+        let sent = self.seen_end.max(self.next);
+        if (delta as i32) < 0 && sent < 1 << 31 {
             return;
         }
-        let off = unwrap_near(delta, self.seen_end.max(self.next).max(self.acked_end));
+        let off = unwrap_near(delta, sent.max(self.acked_end));
         // An acknowledgment far beyond anything sent is broken, not a gap.
-        if off > self.seen_end.max(self.next) + MAX_AHEAD {
+        if off > sent + MAX_AHEAD {
             return;
         }
         self.acked_end = self.acked_end.max(off);
+        self.release_after_fin(out);
+    }
+
+    /// Once the peer acknowledged this side's FIN, skip the holes before it.
+    #[inline]
+    fn release_after_fin(&mut self, out: &mut impl FnMut(StreamEvent<'_>)) {
         if let Some(fin) = self.fin_offset {
             if self.acked_end > fin {
                 self.advance_to(fin, out);

@@ -483,3 +483,66 @@ fn one_byte_segments_beyond_their_own_holes_stop_at_the_range_cap() {
         }
     }
 }
+
+/// A 64-bit offset near one of the places unwrapping can go wrong (zero, 2^31, 2^32,
+/// 2^33) or anywhere below 2^40.
+fn offset() -> impl Strategy<Value = u64> {
+    let near = prop::sample::select(vec![0u64, 1 << 31, 1 << 32, 1 << 33]);
+    prop_oneof![
+        (near, -70_000i64..70_000).prop_map(|(at, off)| at.saturating_add_signed(off)),
+        0u64..1 << 40,
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 20_000, rng_seed: proptest::test_runner::RngSeed::Fixed(0xac4_0ff5), ..ProptestConfig::default() })]
+
+    /// The shortcut in `ack` leaves the stream as `ack_unwrapped` does (same acked end,
+    /// same gaps reported after a FIN), for streams anywhere in the 64-bit offset space
+    /// and acknowledgments near what was acknowledged, near half the number space from
+    /// it (2 GiB exactly among them), or anywhere.
+    #[test]
+    fn ack_shortcut_agrees_with_unwrapping(
+        base in any::<u32>(),
+        next in offset(),
+        seen_past in prop_oneof![Just(0u64), 0u64..70_000, offset()],
+        acked in prop_oneof![offset(), 0u64..70_000, (1u64 << 31) - 2..(1 << 31) + 3],
+        fin in prop::option::of(0u64..70_000),
+        near in 0u8..3,
+        off in prop_oneof![-70_000i32..70_000, -2i32..3],
+        anywhere in any::<u32>(),
+    ) {
+        let seen_end = next.saturating_add(seen_past);
+        // Some way below what was sent (a little, or 2 GiB give or take 2), or anywhere.
+        let sent = seen_end.max(next);
+        let acked_end = match acked {
+            0..70_000 => sent.saturating_sub(acked),
+            a if a.abs_diff(1 << 31) <= 2 => sent.saturating_sub(a),
+            a => a,
+        };
+        let r = || Reassembler {
+            base,
+            anchored: true,
+            next,
+            seen_end,
+            // A FIN at or below the end of what was seen (data past a FIN happens).
+            fin_offset: fin.map(|back| seen_end.saturating_sub(back).max(next)),
+            acked_end,
+            ..Reassembler::default()
+        };
+        let ack = match near {
+            0 => base.wrapping_add(acked_end as u32).wrapping_add_signed(off),
+            1 => base.wrapping_add(acked_end as u32).wrapping_add(1 << 31).wrapping_add_signed(off),
+            _ => anywhere,
+        };
+        let (mut fast, mut full) = (r(), r());
+        let (mut s1, mut s2) = (Vec::new(), Vec::new());
+        fast.ack(ack, &mut |e| s1.push(format!("{e:?}")));
+        full.ack_unwrapped(ack.wrapping_sub(base), &mut |e| s2.push(format!("{e:?}")));
+        prop_assert_eq!(s1, s2);
+        prop_assert_eq!(
+            (fast.acked_end, fast.next, fast.stats.missed_bytes),
+            (full.acked_end, full.next, full.stats.missed_bytes)
+        );
+    }
+}
