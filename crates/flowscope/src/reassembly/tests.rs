@@ -513,8 +513,9 @@ proptest! {
         anywhere in any::<u32>(),
     ) {
         let seen_end = next.saturating_add(seen_past);
-        // Some way below what was sent (a little, or 2 GiB give or take 2), or anywhere.
         let sent = seen_end.max(next);
+        // The acked end: some way below what was sent (a little, or 2 GiB give or take
+        // 2), or anywhere.
         let acked_end = match acked {
             0..70_000 => sent.saturating_sub(acked),
             a if a.abs_diff(1 << 31) <= 2 => sent.saturating_sub(a),
