@@ -4,6 +4,7 @@
 use proptest::prelude::*;
 
 use super::*;
+use crate::tracker::tcp::unwrap_cases::{near32, pick, position};
 
 /// Collects events as owned values and checks that they tile the stream.
 #[derive(Debug, Default)]
@@ -484,16 +485,6 @@ fn one_byte_segments_beyond_their_own_holes_stop_at_the_range_cap() {
     }
 }
 
-/// A 64-bit offset near one of the places unwrapping can go wrong (zero, 2^31, 2^32,
-/// 2^33) or anywhere below 2^40.
-fn offset() -> impl Strategy<Value = u64> {
-    let near = prop::sample::select(vec![0u64, 1 << 31, 1 << 32, 1 << 33]);
-    prop_oneof![
-        (near, -70_000i64..70_000).prop_map(|(at, off)| at.saturating_add_signed(off)),
-        0u64..1 << 40,
-    ]
-}
-
 proptest! {
     #![proptest_config(ProptestConfig { cases: 20_000, rng_seed: proptest::test_runner::RngSeed::Fixed(0xac4_0ff5), ..ProptestConfig::default() })]
 
@@ -504,13 +495,11 @@ proptest! {
     #[test]
     fn ack_shortcut_agrees_with_unwrapping(
         base in any::<u32>(),
-        next in offset(),
-        seen_past in prop_oneof![Just(0u64), 0u64..70_000, offset()],
-        acked in prop_oneof![offset(), 0u64..70_000, (1u64 << 31) - 2..(1 << 31) + 3],
+        next in position(),
+        seen_past in prop_oneof![Just(0u64), 0u64..70_000, position()],
+        acked in prop_oneof![position(), 0u64..70_000, (1u64 << 31) - 2..(1 << 31) + 3],
         fin in prop::option::of(0u64..70_000),
-        near in 0u8..3,
-        off in prop_oneof![-70_000i32..70_000, -2i32..3],
-        anywhere in any::<u32>(),
+        ack in near32(),
     ) {
         let seen_end = next.saturating_add(seen_past);
         let sent = seen_end.max(next);
@@ -531,11 +520,7 @@ proptest! {
             acked_end,
             ..Reassembler::default()
         };
-        let ack = match near {
-            0 => base.wrapping_add(acked_end as u32).wrapping_add_signed(off),
-            1 => base.wrapping_add(acked_end as u32).wrapping_add(1 << 31).wrapping_add_signed(off),
-            _ => anywhere,
-        };
+        let ack = pick(base.wrapping_add(acked_end as u32), ack);
         let (mut fast, mut full) = (r(), r());
         let (mut s1, mut s2) = (Vec::new(), Vec::new());
         fast.ack(ack, &mut |e| s1.push(format!("{e:?}")));

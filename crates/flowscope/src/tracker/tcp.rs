@@ -233,6 +233,39 @@ pub(crate) fn unwrap_near(low: u32, reference: u64) -> u64 {
     }
 }
 
+/// Inputs for property tests of shortcuts that stand in for [`unwrap_near`] (here and in
+/// the reassembler): values at the edges where unwrapping goes wrong.
+#[cfg(test)]
+pub(crate) mod unwrap_cases {
+    use proptest::prelude::*;
+
+    /// A 64-bit position near one of the places unwrapping can go wrong (zero, 2^31,
+    /// 2^32, 2^33) or anywhere.
+    pub(crate) fn position() -> impl Strategy<Value = u64> {
+        let near = prop::sample::select(vec![0u64, 1 << 31, 1 << 32, 1 << 33]);
+        prop_oneof![
+            (near, -70_000i64..70_000).prop_map(|(at, off)| at.saturating_add_signed(off)),
+            0u64..1 << 40,
+        ]
+    }
+
+    /// Where a 32-bit value lies, for [`pick`]: near a base or half the number space
+    /// from it (within 70,000 either way, across wraps, 2 GiB exactly among them), or
+    /// anywhere.
+    pub(crate) fn near32() -> impl Strategy<Value = (u8, i32, u32)> {
+        (0u8..3, prop_oneof![-70_000i32..70_000, -2i32..3], any::<u32>())
+    }
+
+    /// The value `near32`'s choice gives against `base`.
+    pub(crate) fn pick(base: u32, (near, off, anywhere): (u8, i32, u32)) -> u32 {
+        match near {
+            0 => base.wrapping_add_signed(off),
+            1 => base.wrapping_add(1 << 31).wrapping_add_signed(off),
+            _ => anywhere,
+        }
+    }
+}
+
 /// One TCP segment, as the state machine needs it: its header, where the decoder left
 /// it, and its payload length on the wire. (The header by reference: copied into the
 /// segment, its fields went to the stack on every packet, to be passed to the whole
@@ -242,28 +275,6 @@ pub(crate) fn unwrap_near(low: u32, reference: u64) -> u64 {
 pub(crate) struct Segment<'a> {
     pub(crate) tcp: &'a TcpHeader,
     pub(crate) len: u32,
-}
-
-impl Segment<'_> {
-    #[inline(always)]
-    fn seq(&self) -> u32 {
-        self.tcp.seq
-    }
-
-    #[inline(always)]
-    fn ack(&self) -> u32 {
-        self.tcp.ack
-    }
-
-    #[inline(always)]
-    fn flags(&self) -> TcpFlags {
-        self.tcp.flags
-    }
-
-    #[inline(always)]
-    fn window(&self) -> u16 {
-        self.tcp.window
-    }
 }
 
 /// Feed one segment from `ep` (the initiator when `initiator`) with `peer` its peer.
@@ -287,10 +298,10 @@ pub(crate) fn on_segment(
     hist: &mut HistoryRec,
 ) -> bool {
     if is_steady(ep, initiator, &seg, hist) {
-        ep.flags |= seg.flags().0;
-        let rel_seq = ep.rel(seg.seq(), ep.last_rel);
+        ep.flags |= seg.tcp.flags.0;
+        let rel_seq = ep.rel(seg.tcp.seq, ep.last_rel);
         track_seq(ep, rel_seq, u64::from(seg.len), seg.len);
-        acknowledge(peer, seg.ack());
+        acknowledge(peer, seg.tcp.ack);
         true
     } else {
         on_any_segment(ep, peer, initiator, seg, hist);
@@ -306,8 +317,8 @@ fn is_steady(ep: &TcpEndpoint, initiator: bool, seg: &Segment<'_>, hist: &Histor
     let control = TcpFlags::SYN | TcpFlags::FIN | TcpFlags::RST | TcpFlags::ACK;
     let letter = if seg.len > 0 { hist::DATA } else { hist::ACK };
     let letter = side_bits(letter, initiator);
-    seg.flags().0 & control == TcpFlags::ACK
-        && seg.window() != 0
+    seg.tcp.flags.0 & control == TcpFlags::ACK
+        && seg.tcp.window != 0
         && matches!(ep.state, EndpointState::Partial | EndpointState::Established)
         && hist.seen & letter != 0
 }
@@ -374,7 +385,7 @@ fn on_any_segment(
     seg: Segment<'_>,
     hist: &mut HistoryRec,
 ) {
-    let f = seg.flags();
+    let f = seg.tcp.flags;
     ep.flags |= f.0;
     let seg_len = u64::from(seg.len) + u64::from(f.syn()) + u64::from(f.fin());
 
@@ -382,24 +393,26 @@ fn on_any_segment(
     match ep.state {
         EndpointState::Inactive => {
             if f.syn() {
-                ep.start = seg.seq();
+                ep.start = seg.tcp.seq;
                 ep.last_rel = seg_len;
             } else {
                 // Picked up mid-stream: number as though a SYN had been seen.
-                ep.start = seg.seq().wrapping_sub(1);
+                ep.start = seg.tcp.seq.wrapping_sub(1);
                 ep.last_rel = 1;
             }
             ep.ack_low = 0;
         }
-        EndpointState::SynSent | EndpointState::SynAckSent if f.syn() && seg.seq() != ep.start => {
+        EndpointState::SynSent | EndpointState::SynAckSent
+            if f.syn() && seg.tcp.seq != ep.start =>
+        {
             // A SYN with a new ISN before the handshake completed (SYN_seq_jump).
-            ep.start = seg.seq();
+            ep.start = seg.tcp.seq;
             ep.ack_low = 0;
             ep.last_rel = seg_len;
         }
         _ => {}
     }
-    let rel_seq = ep.rel(seg.seq(), ep.last_rel);
+    let rel_seq = ep.rel(seg.tcp.seq, ep.last_rel);
 
     // 2. History (Zeek's update_history).
     let bits = u8::from(f.syn()) + u8::from(f.fin()) + u8::from(f.rst());
@@ -438,7 +451,7 @@ fn on_any_segment(
 
     // 3. Zero windows, except on or after a RST, or once the peer has closed (no window
     //    matters then).
-    if seg.window() == 0
+    if seg.tcp.window == 0
         && !f.rst()
         && peer.state != EndpointState::Closed
         && ep.state != EndpointState::Reset
@@ -469,7 +482,7 @@ fn on_any_segment(
 
     // 5. Acknowledgment of the peer's data.
     if f.ack() {
-        acknowledge(peer, seg.ack());
+        acknowledge(peer, seg.tcp.ack);
     }
 
     // 6. State machine.
@@ -615,6 +628,7 @@ fn syn_then_reset(h: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use super::unwrap_cases::{near32, pick, position};
     use super::*;
     use proptest::prelude::*;
 
@@ -716,7 +730,7 @@ mod tests {
             let seg = Segment { tcp: &tcp, len };
             let letter = if seg.len > 0 { hist::DATA } else { hist::ACK };
             let hist = HistoryRec { seen: seen | letter | letter << 8, ..HistoryRec::default() };
-            prop_assume!(seg.window() != 0);
+            prop_assume!(seg.tcp.window != 0);
             prop_assert!(is_steady(&ep, initiator, &seg, &hist));
             both_ways(ep, peer, initiator, seg, hist)?;
         }
@@ -738,30 +752,6 @@ mod tests {
             }
             let seg = Segment { tcp: &tcp, len };
             both_ways(ep, peer, initiator, seg, HistoryRec { seen, ..HistoryRec::default() })?;
-        }
-    }
-
-    /// A 64-bit position near one of the places unwrapping can go wrong (zero, 2^31,
-    /// 2^32, 2^33) or anywhere.
-    fn position() -> impl Strategy<Value = u64> {
-        let near = prop::sample::select(vec![0u64, 1 << 31, 1 << 32, 1 << 33]);
-        prop_oneof![
-            (near, -70_000i64..70_000).prop_map(|(at, off)| at.saturating_add_signed(off)),
-            0u64..1 << 40,
-        ]
-    }
-
-    /// A 32-bit value near `base` or half the number space from it (within 70,000
-    /// either way, across wraps, 2 GiB exactly among them), or anywhere.
-    fn near32() -> impl Strategy<Value = (u8, i32, u32)> {
-        (0u8..3, prop_oneof![-70_000i32..70_000, -2i32..3], any::<u32>())
-    }
-
-    fn pick(base: u32, (near, off, anywhere): (u8, i32, u32)) -> u32 {
-        match near {
-            0 => base.wrapping_add_signed(off),
-            1 => base.wrapping_add(1 << 31).wrapping_add_signed(off),
-            _ => anywhere,
         }
     }
 
