@@ -19,7 +19,9 @@ use flowscope::extract::{
 };
 use flowscope::packet::{self, LinkType, PacketView, Transport};
 use flowscope::pcap::PcapReader;
-use flowscope::reassembly::{Outcome, Reassembler, ReassemblyConfig, StreamEvent};
+use flowscope::reassembly::{
+    DefaultReassembler, Outcome, Reassembler, ReassemblyConfig, StreamEvent,
+};
 use flowscope::testkit::{Frame, Rng};
 use flowscope::tracker::{FlowTrackerConfig, OverflowPolicy, OverlapPolicy};
 use flowscope::Timestamp;
@@ -758,7 +760,7 @@ impl OracleCheck<'_> {
     }
 }
 
-/// Feed a [`Reassembler`] segments of a known stream in an arbitrary order (overlapping,
+/// Feed a [`DefaultReassembler`] segments of a known stream in an arbitrary order (overlapping,
 /// repeated, before the anchor, wildly out of window) and check every delivered byte
 /// against the stream, that offsets run contiguously, that the buffer never passes its
 /// cap, and that a stream whose bytes were all seen is delivered whole.
@@ -773,7 +775,7 @@ pub fn reassembly_oracle(data: &[u8]) {
         .with_overflow(overflow(script.drop_flow));
     // Stream byte i travels with sequence number isn + 1 + i.
     let seq_of = |i: usize| script.isn.wrapping_add(1).wrapping_add(i as u32);
-    let mut r = Reassembler::new();
+    let mut r = DefaultReassembler::new();
     let mut c = OracleCheck { stream: &stream, next: 0, base: None, wild: false };
     let mut seen = vec![false; len]; // bytes handed over at or after the anchor
     let mut overflowed = false;

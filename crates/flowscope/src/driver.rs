@@ -2,7 +2,9 @@
 //!
 //! [`FlowDriver`] keys each packet once, hands it to its [`FlowTracker`] for the flow
 //! lifecycle, and feeds TCP payload to the flow's two [`Reassembler`]s, whose state lives
-//! in the flow's table entry (no second hash map). Everything comes out through one
+//! in the flow's table entry (no second hash map). The reassemblers are
+//! [`DefaultReassembler`]s unless a [`ReassemblerFactory`] of the user's says otherwise
+//! ([`FlowDriver::with_factory`]). Everything comes out through one
 //! [`DriverSink`]: lifecycle events, in-order stream bytes borrowed from the packet
 //! ([`DriverEvent::Data`]), gaps, FIN and RST markers, and, with
 //! [`FlowDriver::with_emit_anomalies`], anomalies.
@@ -18,7 +20,10 @@ use crate::event::{AnomalyKind, EndReason, FlowEvent, FlowSide, SideStats};
 use crate::extract::FlowExtractor;
 use crate::obs::Obs;
 use crate::packet::{PacketView, Transport};
-use crate::reassembly::{Outcome, Reassembler, ReassemblyConfig, StreamEvent, StreamStats};
+use crate::reassembly::{
+    DefaultReassembler, DefaultReassemblerFactory, Outcome, Reassembler, ReassemblerFactory,
+    ReassemblyConfig, StreamEvent, StreamStats,
+};
 use crate::time::Timestamp;
 use crate::tracker::{
     in_groups, Ahead, Disposition, FlowId, FlowSnapshot, FlowTracker, FlowTrackerConfig, Keyed,
@@ -90,15 +95,16 @@ impl<K, S, F: FnMut(DriverEvent<'_, K, S>)> DriverSink<K, S> for F {
 }
 
 /// Both sides' reassemblers: index 0 the initiator's stream, 1 the responder's.
-type Streams = [Reassembler; 2];
+type Streams<A> = [A; 2];
 
-/// What the driver keeps in each flow's table entry.
+/// What the driver keeps in each flow's table entry: the user's state and, once the flow
+/// has something to reassemble, its two reassemblers of type `A`.
 #[derive(Debug, Default)]
-pub struct FlowState<S> {
+pub struct FlowState<S, A = DefaultReassembler> {
     user: S,
     // Taken from the pool when the flow first has something to reassemble (payload, a
     // FIN, an acknowledgment of unseen data); returned when it ends.
-    streams: Option<Box<Streams>>,
+    streams: Option<Box<Streams<A>>>,
     // Until then, where each side's stream starts (the sequence number of its first
     // data byte), from its SYN or its first segment: all the streams would have learned.
     anchors: [Option<u32>; 2],
@@ -119,33 +125,37 @@ pub struct DriverStats {
     pub buffered_high_watermark: u64,
 }
 
-/// Tracking plus reassembly: see the [module docs](self).
-pub struct FlowDriver<E: FlowExtractor, S = ()> {
-    tracker: FlowTracker<E, FlowState<S>>,
+/// The tracker inside a driver.
+type Tracker<E, S, R> = FlowTracker<E, FlowState<S, <R as ReassemblerFactory>::Reassembler>>;
+
+/// Tracking plus reassembly: see the [module docs](self). `R` makes the reassemblers.
+pub struct FlowDriver<E: FlowExtractor, S = (), R: ReassemblerFactory = DefaultReassemblerFactory> {
+    tracker: Tracker<E, S, R>,
+    factory: R,
     reassembly: ReassemblyConfig,
     global_cap: usize,
     /// Stream states ever allocated (live in flows or waiting in the pool); never more
     /// than the most TCP flows live at once, so at most `max_flows`.
     streams_allocated: usize,
     /// What handling a flow's end needs, apart from the tracker.
-    ends: Ends,
+    ends: Ends<R::Reassembler>,
 }
 
 /// The driver's parts an [`EndHandler`] works on, in one place so that handing them over
 /// (on every packet, beside the tracker) is one reference: built from four separate ones,
 /// the handler cost 11 instructions a packet more (callgrind, `drive_loop 200`: 659 ->
 /// 648).
-struct Ends {
+struct Ends<A> {
     emit_anomalies: bool,
     // Boxes, not values: flows own their streams through the same boxes, so handing one
     // from the pool to a flow and back moves a pointer, never the ~340-byte state.
     #[allow(clippy::vec_box)]
-    pool: Vec<Box<Streams>>,
+    pool: Vec<Box<Streams<A>>>,
     stats: DriverStats,
     obs: Obs,
 }
 
-impl<E: FlowExtractor, S> core::fmt::Debug for FlowDriver<E, S> {
+impl<E: FlowExtractor, S, R: ReassemblerFactory> core::fmt::Debug for FlowDriver<E, S, R> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("FlowDriver")
             .field("tracker", &self.tracker)
@@ -154,14 +164,14 @@ impl<E: FlowExtractor, S> core::fmt::Debug for FlowDriver<E, S> {
     }
 }
 
-impl<E: FlowExtractor, S: Default + 'static> FlowDriver<E, S> {
+impl<E: FlowExtractor, S: Default + 'static> FlowDriver<E, S, DefaultReassemblerFactory> {
     /// A driver whose per-flow user state starts as `S::default()`.
     pub fn new(extractor: E, config: FlowTrackerConfig) -> Self {
         Self::with_state(extractor, config, |_| S::default())
     }
 }
 
-impl<E: FlowExtractor, S: 'static> FlowDriver<E, S> {
+impl<E: FlowExtractor, S: 'static> FlowDriver<E, S, DefaultReassemblerFactory> {
     /// A driver that creates each flow's user state with `new_state(&key)`.
     pub fn with_state(
         extractor: E,
@@ -176,6 +186,22 @@ impl<E: FlowExtractor, S: 'static> FlowDriver<E, S> {
     pub fn with_state_from(
         extractor: E,
         config: FlowTrackerConfig,
+        new_state: impl FnMut(&crate::extract::Extracted<E::Key>, Timestamp) -> S + 'static,
+    ) -> Self {
+        FlowDriver::with_factory(extractor, config, DefaultReassemblerFactory, new_state)
+    }
+}
+
+impl<E: FlowExtractor, S: 'static, R: ReassemblerFactory> FlowDriver<E, S, R> {
+    /// A driver whose reassemblers come from `factory` (see [`Reassembler`] for what the
+    /// driver expects of them), creating each flow's user state from the packet that
+    /// created it (see [`FlowTracker::with_state_from`]). The configuration's
+    /// reassembly limits reach the reassemblers through each
+    /// [`Reassembler::segment`] call.
+    pub fn with_factory(
+        extractor: E,
+        config: FlowTrackerConfig,
+        factory: R,
         mut new_state: impl FnMut(&crate::extract::Extracted<E::Key>, Timestamp) -> S + 'static,
     ) -> Self {
         let reassembly = ReassemblyConfig::default()
@@ -189,6 +215,7 @@ impl<E: FlowExtractor, S: 'static> FlowDriver<E, S> {
                 streams: None,
                 anchors: [None; 2],
             }),
+            factory,
             reassembly,
             global_cap,
             streams_allocated: 0,
@@ -202,7 +229,7 @@ impl<E: FlowExtractor, S: 'static> FlowDriver<E, S> {
     }
 }
 
-impl<E: FlowExtractor, S> FlowDriver<E, S> {
+impl<E: FlowExtractor, S, R: ReassemblerFactory> FlowDriver<E, S, R> {
     /// Report anomalies as `FlowEvent::Anomaly` (off by default).
     pub fn with_emit_anomalies(mut self, yes: bool) -> Self {
         self.ends.emit_anomalies = yes;
@@ -210,7 +237,7 @@ impl<E: FlowExtractor, S> FlowDriver<E, S> {
     }
 
     /// The tracker underneath (flow counts, its stats, per-flow statistics).
-    pub fn tracker(&self) -> &FlowTracker<E, FlowState<S>> {
+    pub fn tracker(&self) -> &FlowTracker<E, FlowState<S, R::Reassembler>> {
         &self.tracker
     }
 
@@ -231,7 +258,7 @@ impl<E: FlowExtractor, S> FlowDriver<E, S> {
     /// docs/bounded-memory.md).
     pub fn memory_bytes(&self) -> usize {
         self.tracker.memory_bytes()
-            + self.streams_allocated * core::mem::size_of::<Streams>()
+            + self.streams_allocated * core::mem::size_of::<Streams<R::Reassembler>>()
             + self.ends.stats.buffered_bytes as usize
     }
 
@@ -268,7 +295,7 @@ impl<E: FlowExtractor, S> FlowDriver<E, S> {
     fn split<'d, Sk>(
         &'d mut self,
         sink: &'d mut Sk,
-    ) -> (&'d mut FlowTracker<E, FlowState<S>>, EndHandler<'d, Sk>) {
+    ) -> (&'d mut Tracker<E, S, R>, EndHandler<'d, Sk, R::Reassembler>) {
         let ends = EndHandler { ends: &mut self.ends, sink };
         (&mut self.tracker, ends)
     }
@@ -434,26 +461,16 @@ impl<E: FlowExtractor, S> FlowDriver<E, S> {
             }
         }
         let anchors = state.anchors;
-        let streams = state.streams.get_or_insert_with(|| {
-            let mut s = self.ends.pool.pop().unwrap_or_else(|| {
-                self.streams_allocated += 1;
-                Box::default()
-            });
-            // Replay the anchors: an empty SYN-flagged segment one before each start.
-            for (r, a) in s.iter_mut().zip(anchors) {
-                if let Some(start) = a {
-                    r.segment(
-                        start.wrapping_sub(1),
-                        true,
-                        false,
-                        &[],
-                        &self.reassembly,
-                        &mut |_| {},
-                    );
-                }
-            }
-            s
-        });
+        let streams = match &mut state.streams {
+            Some(s) => s,
+            none => none.insert(new_streams(
+                &mut self.ends.pool,
+                &mut self.factory,
+                &mut self.streams_allocated,
+                anchors,
+                &self.reassembly,
+            )),
+        };
         // What the packet changed in the peer's stream: only an acknowledgment after the
         // peer's FIN can change anything there, so usually nothing to account.
         let mut peer_change = None;
@@ -591,6 +608,32 @@ impl<E: FlowExtractor, S> FlowDriver<E, S> {
     }
 }
 
+/// Stream state for a flow's first segment to reassemble, from the pool or the factory,
+/// with the anchors replayed: an empty SYN-flagged segment one before each start. Once
+/// per TCP flow, out of line: inline, its registers cost the per-packet path 3
+/// instructions (callgrind, `drive_loop 200`: 653 -> 650 a packet; 648 before
+/// reassemblers came from a factory).
+#[cold]
+#[inline(never)]
+fn new_streams<R: ReassemblerFactory>(
+    pool: &mut Vec<Box<Streams<R::Reassembler>>>,
+    factory: &mut R,
+    allocated: &mut usize,
+    anchors: [Option<u32>; 2],
+    config: &ReassemblyConfig,
+) -> Box<Streams<R::Reassembler>> {
+    let mut s = pool.pop().unwrap_or_else(|| {
+        *allocated += 1;
+        Box::new([factory.new_reassembler(), factory.new_reassembler()])
+    });
+    for (r, a) in s.iter_mut().zip(anchors) {
+        if let Some(start) = a {
+            r.segment(start.wrapping_sub(1), true, false, &[], config, &mut |_| {});
+        }
+    }
+    s
+}
+
 /// What one packet changed in one side's stream.
 #[derive(Copy, Clone, Debug)]
 struct StreamChange {
@@ -640,13 +683,13 @@ fn emit<K: Copy, S>(sink: &mut impl DriverSink<K, S>, key: K, side: FlowSide, e:
 
 /// Turns the tracker's events into the driver's: flushes the streams of ending flows,
 /// adds their reassembly counters, returns their state to the pool.
-struct EndHandler<'d, Sk> {
-    ends: &'d mut Ends,
+struct EndHandler<'d, Sk, A> {
+    ends: &'d mut Ends<A>,
     sink: &'d mut Sk,
 }
 
-impl<Sk> EndHandler<'_, Sk> {
-    fn on<K: Copy, S>(&mut self, event: FlowEvent<K, FlowState<S>>)
+impl<Sk, A: Reassembler> EndHandler<'_, Sk, A> {
+    fn on<K: Copy, S>(&mut self, event: FlowEvent<K, FlowState<S, A>>)
     where
         Sk: DriverSink<K, S>,
     {

@@ -436,15 +436,107 @@ impl Digests {
     }
 }
 
-/// `handle_batch` with every group looked up ahead reports exactly what `handle_packet`
-/// one at a time does, on every shared capture: with the default table, and with a
-/// 64-flow table, where flows are evicted and slots reused between a group's lookups and
-/// its packets (so the slot hints go stale).
+/// A user's reassembler: the default one without its fast path, made by a factory that
+/// counts what it makes.
+#[cfg(feature = "pcap")]
+#[derive(Debug)]
+struct Plugged(DefaultReassembler);
+
+#[cfg(feature = "pcap")]
+impl Reassembler for Plugged {
+    fn segment(
+        &mut self,
+        seq: u32,
+        syn: bool,
+        fin: bool,
+        payload: &[u8],
+        config: &ReassemblyConfig,
+        out: &mut impl FnMut(StreamEvent<'_>),
+    ) -> Outcome {
+        self.0.segment(seq, syn, fin, payload, config, out)
+    }
+    fn ack(&mut self, ack: u32, out: &mut impl FnMut(StreamEvent<'_>)) {
+        self.0.ack(ack, out)
+    }
+    fn finish(&mut self, out: &mut impl FnMut(StreamEvent<'_>)) {
+        self.0.finish(out)
+    }
+    fn stats(&self) -> &StreamStats {
+        self.0.stats()
+    }
+    fn buffered_bytes(&self) -> usize {
+        self.0.buffered_bytes()
+    }
+    fn fin_offset(&self) -> Option<u64> {
+        self.0.fin_offset()
+    }
+    fn next_offset(&self) -> u64 {
+        self.0.next_offset()
+    }
+    fn reset(&mut self) {
+        self.0.reset()
+    }
+}
+
+#[cfg(feature = "pcap")]
+#[derive(Default)]
+struct PluggedFactory(std::rc::Rc<core::cell::Cell<usize>>);
+
+#[cfg(feature = "pcap")]
+impl ReassemblerFactory for PluggedFactory {
+    type Reassembler = Plugged;
+    fn new_reassembler(&mut self) -> Plugged {
+        self.0.set(self.0.get() + 1);
+        Plugged(DefaultReassembler::new())
+    }
+}
+
+/// Every packet through `d`, one at a time or (`batched`) in uneven batches with every
+/// group looked up ahead: digests of the dispositions and counters, and of the events.
+#[cfg(feature = "pcap")]
+fn drive<R: ReassemblerFactory>(
+    d: &mut FlowDriver<FiveTuple, (), R>,
+    packets: &[PacketView<'_>],
+    batched: bool,
+) -> (Vec<u64>, Vec<u64>) {
+    let mut out = Digests::default();
+    let mut events = Digests::default();
+    let mut sink = |e: DriverEvent<'_, FiveTupleKey>| events.push(&e);
+    if batched {
+        d.tracker.warm_above = 0;
+        let mut dispositions = Vec::new();
+        // Uneven calls, so groups straddle call boundaries and remainders occur.
+        for chunk in packets.chunks(37) {
+            d.handle_batch(chunk, &mut sink, |disp| dispositions.push(disp));
+        }
+        d.finish(&mut sink);
+        dispositions.iter().for_each(|disp| out.push(disp));
+    } else {
+        for p in packets {
+            let disp = d.handle_packet(p, &mut sink);
+            out.push(&disp);
+        }
+        d.finish(&mut sink);
+    }
+    out.push(d.tracker_stats());
+    out.push(d.stats());
+    (out.0, events.0)
+}
+
+/// On every shared capture, three ways of driving report exactly what `handle_packet`
+/// one packet at a time with the default reassembler does:
+/// - `handle_batch` with every group looked up ahead, with the default table and with a
+///   64-flow table, where flows are evicted and slots reused between a group's lookups
+///   and its packets (so the slot hints go stale);
+/// - a reassembler plugged in through a factory of the user's, which declines the fast
+///   path (`Reassembler::segment_next`), so every segment takes the full path: the fast
+///   path changes nothing but speed. The factory is asked for two reassemblers per
+///   stream state the driver allocates, and no more (ended flows' are reused).
 #[cfg(feature = "pcap")]
 #[test]
 // The library does no I/O; this test reads the shared captures.
 #[allow(clippy::disallowed_methods)]
-fn batches_report_what_single_packets_do_on_every_shared_capture() {
+fn batches_and_plugged_reassemblers_report_what_single_packets_do_on_every_shared_capture() {
     use std::path::{Path, PathBuf};
 
     fn captures(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -466,34 +558,8 @@ fn batches_report_what_single_packets_do_on_every_shared_capture() {
     files.sort();
     assert!(files.len() >= 80, "shared captures not found under {}", shared.display());
 
-    let run = |packets: &[PacketView<'_>], config: &FlowTrackerConfig, batched: bool| {
-        let mut d = FlowDriver::new(FiveTuple::new(), config.clone()).with_emit_anomalies(true);
-        let mut out = Digests::default();
-        let mut events = Digests::default();
-        if batched {
-            d.tracker.warm_above = 0;
-            let mut sink = |e: DriverEvent<'_, FiveTupleKey>| events.push(&e);
-            let mut dispositions = Vec::new();
-            // Uneven calls, so groups straddle call boundaries and remainders occur.
-            for chunk in packets.chunks(37) {
-                d.handle_batch(chunk, &mut sink, |disp| dispositions.push(disp));
-            }
-            d.finish(&mut sink);
-            dispositions.iter().for_each(|disp| out.push(disp));
-        } else {
-            let mut sink = |e: DriverEvent<'_, FiveTupleKey>| events.push(&e);
-            for p in packets {
-                let disp = d.handle_packet(p, &mut sink);
-                out.push(&disp);
-            }
-            d.finish(&mut sink);
-        }
-        out.push(d.tracker_stats());
-        out.push(d.stats());
-        (out.0, events.0)
-    };
     let small = FlowTrackerConfig::default().with_max_flows(64);
-    let mut warmed = 0usize;
+    let (mut warmed, mut made_total) = (0usize, 0usize);
     for file in &files {
         let bytes = std::fs::read(file).unwrap();
         let Ok(mut reader) = crate::pcap::PcapReader::new(bytes.as_slice()) else { continue };
@@ -506,13 +572,26 @@ fn batches_report_what_single_packets_do_on_every_shared_capture() {
             .map(|(ts, link, data, orig)| PacketView::new(*ts, *link, data).with_orig_len(*orig))
             .collect();
         for config in [&FlowTrackerConfig::default(), &small] {
-            let single = run(&views, config, false);
-            let batch = run(&views, config, true);
+            let new =
+                || FlowDriver::new(FiveTuple::new(), config.clone()).with_emit_anomalies(true);
+            let single = drive(&mut new(), &views, false);
+            let batch = drive(&mut new(), &views, true);
             assert!(single == batch, "{}: batched run differs", file.display());
+
+            let factory = PluggedFactory::default();
+            let made = std::rc::Rc::clone(&factory.0);
+            let mut plugged =
+                FlowDriver::with_factory(FiveTuple::new(), config.clone(), factory, |_, _| ())
+                    .with_emit_anomalies(true);
+            let ours = drive(&mut plugged, &views, false);
+            assert!(single == ours, "{}: plugged run differs", file.display());
+            assert_eq!(made.get(), 2 * plugged.streams_allocated, "{}", file.display());
+            made_total += made.get();
         }
         warmed += views.len();
     }
     assert!(warmed > 250_000, "{warmed} packets");
+    assert!(made_total > 1000, "{made_total} reassemblers made");
 }
 
 #[test]

@@ -1,7 +1,10 @@
 //! TCP stream reassembly for one side of a connection.
 //!
-//! A [`Reassembler`] turns the segments one endpoint sent, in whatever order they were
-//! captured, into that endpoint's byte stream, delivered in order and exactly once:
+//! [`Reassembler`] is what the [`FlowDriver`](crate::driver::FlowDriver) asks of a
+//! per-side reassembler, and [`ReassemblerFactory`] makes them, so users can plug their
+//! own. The default, [`DefaultReassembler`], turns the segments one endpoint sent, in
+//! whatever order they were captured, into that endpoint's byte stream, delivered in
+//! order and exactly once:
 //!
 //! - **Sequence space.** 32-bit sequence numbers are unwrapped into 64-bit stream offsets
 //!   anchored at the SYN's ISN + 1 (or at the first segment seen, when the SYN was
@@ -139,13 +142,119 @@ pub struct StreamStats {
     pub high_watermark_bytes: u64,
 }
 
-/// Reassembly state for one direction of one TCP connection.
+/// One side's stream reassembly, as the [`FlowDriver`](crate::driver::FlowDriver) drives
+/// it: the side's segments and its peer's acknowledgments in, [`StreamEvent`]s out.
+///
+/// Contract (the driver relies on it; [`DefaultReassembler`] keeps it and the
+/// `reassembly_oracle` fuzz target and property tests check it):
+///
+/// - Every stream offset is reported at most once, in increasing order, as
+///   [`StreamEvent::Data`] or [`StreamEvent::Gap`]; [`finish`](Self::finish) reports
+///   everything still outstanding, so after it the stream is fully accounted.
+/// - [`stats`](Self::stats) counters only grow between [`reset`](Self::reset)s, and
+///   `delivered_bytes`/`missed_bytes`/`gaps` agree with the events reported.
+/// - [`buffered_bytes`](Self::buffered_bytes) never exceeds the `max_buffer` of the
+///   configuration handed to the call that buffered them: the driver narrows it to what
+///   is left of its global cap, and that is how the global cap holds.
+/// - Allocation happens only to buffer data out of order; the driver pools reassemblers
+///   (after [`reset`](Self::reset)), so a reassembler that allocates per stream
+///   defeats the driver's zero-allocation guarantee.
+///
+/// Implementations are driven by the driver's thread only; they need not be `Send`
+/// unless the driver must be.
+pub trait Reassembler {
+    /// Feed one segment of this side: its sequence number, SYN and FIN flags and payload.
+    /// Bytes that continue the stream (and buffered bytes a segment releases) go to `out`
+    /// before this returns. `config` holds the limits for this call (the driver lowers
+    /// `max_buffer` to what is left of its global cap).
+    fn segment(
+        &mut self,
+        seq: u32,
+        syn: bool,
+        fin: bool,
+        payload: &[u8],
+        config: &ReassemblyConfig,
+        out: &mut impl FnMut(StreamEvent<'_>),
+    ) -> Outcome;
+
+    /// An optional fast path the driver tries first for a segment without SYN or FIN.
+    /// Return `true` only when the segment was fully handled and the only counter it
+    /// changed is `delivered_bytes`, by exactly the bytes delivered to `out` (an
+    /// acknowledgment-only segment of an anchored stream, or the very next bytes with
+    /// nothing buffered); the driver then skips comparing the counters before and after.
+    /// Return `false`, having changed nothing, for anything else: the driver then calls
+    /// [`segment`](Self::segment). The default declines every segment.
+    #[inline]
+    fn segment_next(
+        &mut self,
+        seq: u32,
+        payload: &[u8],
+        out: &mut impl FnMut(StreamEvent<'_>),
+    ) -> bool {
+        let _ = (seq, payload, out);
+        false
+    }
+
+    /// The peer acknowledged up to sequence number `ack`. It may report gaps (and release
+    /// buffered data) when it shows that data was sent that will never be seen.
+    fn ack(&mut self, ack: u32, out: &mut impl FnMut(StreamEvent<'_>));
+
+    /// End of the stream: report everything still outstanding (buffered data and the
+    /// holes before it, data known to have been sent but never seen).
+    fn finish(&mut self, out: &mut impl FnMut(StreamEvent<'_>));
+
+    /// Counters so far.
+    fn stats(&self) -> &StreamStats;
+
+    /// Bytes buffered out of order now.
+    fn buffered_bytes(&self) -> usize;
+
+    /// The FIN's stream offset, once one was seen. The driver hands this side's
+    /// acknowledgments over with counters compared only once it returns `Some`, so an
+    /// [`ack`](Self::ack) must change nothing observable before the FIN (debug builds
+    /// assert it).
+    fn fin_offset(&self) -> Option<u64>;
+
+    /// The next stream offset to be reported.
+    fn next_offset(&self) -> u64;
+
+    /// Forget the stream, for reuse by another flow. What memory it keeps for reuse is
+    /// up to the implementation; it counts toward nothing the driver reports.
+    fn reset(&mut self);
+}
+
+/// Makes the per-side [`Reassembler`]s the [`FlowDriver`](crate::driver::FlowDriver)
+/// gives each TCP flow that has something to reassemble: two per flow, made only when
+/// its pool of ended flows' reassemblers is empty, so at most two per TCP flow live at
+/// once.
+pub trait ReassemblerFactory {
+    /// What it makes.
+    type Reassembler: Reassembler;
+
+    /// A reassembler that has seen nothing.
+    fn new_reassembler(&mut self) -> Self::Reassembler;
+}
+
+/// Makes [`DefaultReassembler`]s.
+#[derive(Copy, Clone, Debug, Default)]
+pub struct DefaultReassemblerFactory;
+
+impl ReassemblerFactory for DefaultReassemblerFactory {
+    type Reassembler = DefaultReassembler;
+
+    fn new_reassembler(&mut self) -> DefaultReassembler {
+        DefaultReassembler::new()
+    }
+}
+
+/// The default reassembler: zero-copy in order, bounded out-of-order buffering, gaps (see
+/// the [module docs](self)).
 ///
 /// Invariants: every offset below `next` has been delivered or reported as a gap,
 /// exactly once; the out-of-order buffer holds only bytes at offsets `> next`, in
 /// disjoint, non-adjacent ranges, at most `max_buffer` bytes and [`MAX_RANGES`] ranges.
 #[derive(Debug, Default)]
-pub struct Reassembler {
+pub struct DefaultReassembler {
     /// Sequence number of stream offset 0.
     base: u32,
     anchored: bool,
@@ -160,35 +269,32 @@ pub struct Reassembler {
     stats: StreamStats,
 }
 
-impl Reassembler {
+impl DefaultReassembler {
     /// A reassembler that has seen nothing.
     pub fn new() -> Self {
         Self::default()
     }
+}
 
-    /// Counters so far.
-    pub fn stats(&self) -> &StreamStats {
+impl Reassembler for DefaultReassembler {
+    fn stats(&self) -> &StreamStats {
         &self.stats
     }
 
-    /// The next stream offset to be delivered.
-    pub fn next_offset(&self) -> u64 {
+    fn next_offset(&self) -> u64 {
         self.next
     }
 
-    /// Bytes buffered out of order now.
-    pub fn buffered_bytes(&self) -> usize {
+    fn buffered_bytes(&self) -> usize {
         self.ooo.len()
     }
 
-    /// The FIN's stream offset, once one was seen.
-    pub fn fin_offset(&self) -> Option<u64> {
+    fn fin_offset(&self) -> Option<u64> {
         self.fin_offset
     }
 
-    /// Feed one segment: its sequence number, SYN and FIN flags and payload. In-order
-    /// bytes (and buffered bytes a segment releases) go to `out` before this returns.
-    pub fn segment(
+    /// See [`Reassembler::segment`]; in-order bytes go out as slices of `payload`.
+    fn segment(
         &mut self,
         seq: u32,
         syn: bool,
@@ -293,16 +399,14 @@ impl Reassembler {
         Outcome::Ok
     }
 
-    /// [`segment`](Self::segment) for a segment without SYN or FIN, when that is all
-    /// it would do: a segment without payload (which changes nothing once the stream is
-    /// anchored), or the very next bytes of the stream with nothing buffered (which are
-    /// delivered and counted, nothing else). Returns `false`, having changed nothing,
-    /// for any other segment; the caller then calls `segment`.
+    /// Takes a segment without payload (which changes nothing once the stream is
+    /// anchored) and the very next bytes of the stream with nothing buffered (which are
+    /// delivered and counted, nothing else).
     ///
     /// The driver uses it to skip its before-and-after comparison of the stream's
     /// counters on the commonest packets (`drive_loop`: see `FlowDriver::reassemble`).
     #[inline]
-    pub(crate) fn segment_next(
+    fn segment_next(
         &mut self,
         seq: u32,
         payload: &[u8],
@@ -333,7 +437,7 @@ impl Reassembler {
     /// away (where Zeek reports its content gap). Before that, an acknowledgment alone
     /// never skips data: captures often hold an ACK before the data it acknowledges,
     /// and the data still arrives.
-    pub fn ack(&mut self, ack: u32, out: &mut impl FnMut(StreamEvent<'_>)) {
+    fn ack(&mut self, ack: u32, out: &mut impl FnMut(StreamEvent<'_>)) {
         if !self.anchored {
             return;
         }
@@ -355,6 +459,25 @@ impl Reassembler {
         self.ack_unwrapped(delta, out);
     }
 
+    /// End of the stream: [`flush`](Self::flush), then report as a gap whatever is
+    /// known to have been sent but was never seen: up to the FIN, or without a FIN up to
+    /// the peer's last acknowledgment.
+    fn finish(&mut self, out: &mut impl FnMut(StreamEvent<'_>)) {
+        self.flush(out);
+        let end = self.fin_offset.unwrap_or(self.acked_end);
+        if end > self.next {
+            self.gap(end - self.next, out);
+        }
+    }
+
+    /// Forget everything (for reuse by another flow), freeing the out-of-order buffer's
+    /// storage: a pooled reassembler holds no memory beyond its own struct.
+    fn reset(&mut self) {
+        *self = DefaultReassembler::default();
+    }
+}
+
+impl DefaultReassembler {
     /// `ack` for any acknowledgment of an anchored stream, `delta` past `base`, through
     /// 64-bit offsets.
     #[inline(never)]
@@ -410,23 +533,6 @@ impl Reassembler {
         while !self.ooo.is_empty() {
             self.skip_first_hole(out);
         }
-    }
-
-    /// End of the stream: [`flush`](Self::flush), then report as a gap whatever is
-    /// known to have been sent but was never seen: up to the FIN, or without a FIN up to
-    /// the peer's last acknowledgment.
-    pub fn finish(&mut self, out: &mut impl FnMut(StreamEvent<'_>)) {
-        self.flush(out);
-        let end = self.fin_offset.unwrap_or(self.acked_end);
-        if end > self.next {
-            self.gap(end - self.next, out);
-        }
-    }
-
-    /// Forget everything (for reuse by another flow), freeing the out-of-order buffer's
-    /// storage: a pooled reassembler holds no memory beyond its own struct.
-    pub fn reset(&mut self) {
-        *self = Reassembler::default();
     }
 
     /// Deliver `bytes`, which start exactly at `next`, then whatever buffered data they

@@ -38,7 +38,7 @@ impl Sink {
 }
 
 fn feed(
-    r: &mut Reassembler,
+    r: &mut DefaultReassembler,
     cfg: &ReassemblyConfig,
     sink: &mut Sink,
     seq: u32,
@@ -49,8 +49,8 @@ fn feed(
 
 const ISN: u32 = 1000;
 
-fn start(cfg: &ReassemblyConfig, sink: &mut Sink) -> Reassembler {
-    let mut r = Reassembler::new();
+fn start(cfg: &ReassemblyConfig, sink: &mut Sink) -> DefaultReassembler {
+    let mut r = DefaultReassembler::new();
     r.segment(ISN, true, false, &[], cfg, &mut |e| sink.take(e));
     r
 }
@@ -180,7 +180,7 @@ fn far_ahead_segments_are_dropped() {
 fn sequence_wrap_is_seamless() {
     let cfg = ReassemblyConfig::default();
     let mut s = Sink::default();
-    let mut r = Reassembler::new();
+    let mut r = DefaultReassembler::new();
     let isn = u32::MAX - 3;
     r.segment(isn, true, false, &[], &cfg, &mut |e| s.take(e));
     feed(&mut r, &cfg, &mut s, isn.wrapping_add(1), b"abcdef"); // crosses 2^32
@@ -193,7 +193,7 @@ fn sequence_wrap_is_seamless() {
 fn midstream_anchor_and_older_data() {
     let cfg = ReassemblyConfig::default();
     let mut s = Sink::default();
-    let mut r = Reassembler::new();
+    let mut r = DefaultReassembler::new();
     feed(&mut r, &cfg, &mut s, 5000, b"middle");
     // Starts 5 bytes before the anchor: offsets -5..8, of which 6..8 are new.
     feed(&mut r, &cfg, &mut s, 4995, b"0123456789xyz");
@@ -262,9 +262,9 @@ fn scenario() -> impl Strategy<Value = Scenario> {
     )
 }
 
-fn run(sc: &Scenario, cfg: &ReassemblyConfig) -> (Sink, Reassembler) {
+fn run(sc: &Scenario, cfg: &ReassemblyConfig) -> (Sink, DefaultReassembler) {
     let mut s = Sink::default();
-    let mut r = Reassembler::new();
+    let mut r = DefaultReassembler::new();
     r.segment(sc.isn, true, false, &[], cfg, &mut |e| s.take(e));
     for &(off, len) in &sc.segments {
         let seq = sc.isn.wrapping_add(1).wrapping_add(off as u32);
@@ -324,7 +324,7 @@ proptest! {
 }
 
 /// Everything `segment_next` may touch, for comparing two reassemblers.
-fn state(r: &Reassembler) -> (u32, bool, u64, u64, Option<u64>, u64, usize, StreamStats) {
+fn state(r: &DefaultReassembler) -> (u32, bool, u64, u64, Option<u64>, u64, usize, StreamStats) {
     (r.base, r.anchored, r.next, r.seen_end, r.fin_offset, r.acked_end, r.ooo.len(), r.stats)
 }
 
@@ -347,7 +347,7 @@ proptest! {
         // the bytes delivered, which the fast path must notice.
         let policy = if drop_flow { OverflowPolicy::DropFlow } else { OverflowPolicy::SlidingWindow };
         let cfg = ReassemblyConfig::default().with_max_buffer(cap).with_overflow(policy);
-        let (mut a, mut b) = (Reassembler::new(), Reassembler::new());
+        let (mut a, mut b) = (DefaultReassembler::new(), DefaultReassembler::new());
         let (mut sa, mut sb) = (Sink::default(), Sink::default());
         if syn {
             a.segment(sc.isn, true, false, &[], &cfg, &mut |e| sa.take(e));
@@ -444,7 +444,7 @@ fn a_fin_right_at_the_mid_stream_anchor_ends_the_stream_there() {
     // exactly on the anchor, then the FIN's acknowledgment: nothing is missing.
     let cfg = ReassemblyConfig::default();
     let mut s = Sink::default();
-    let mut r = Reassembler::new();
+    let mut r = DefaultReassembler::new();
     r.segment(1000, false, false, &[], &cfg, &mut |e| s.take(e));
     r.segment(990, false, true, &[b'x'; 10], &cfg, &mut |e| s.take(e));
     assert_eq!(r.fin_offset(), Some(0));
@@ -510,7 +510,7 @@ proptest! {
             a if a.abs_diff(1 << 31) <= 2 => sent.saturating_sub(a),
             a => a,
         };
-        let r = || Reassembler {
+        let r = || DefaultReassembler {
             base,
             anchored: true,
             next,
@@ -518,7 +518,7 @@ proptest! {
             // A FIN at or below the end of what was seen (data past a FIN happens).
             fin_offset: fin.map(|back| seen_end.saturating_sub(back).max(next)),
             acked_end,
-            ..Reassembler::default()
+            ..DefaultReassembler::default()
         };
         let ack = pick(base.wrapping_add(acked_end as u32), ack);
         let (mut fast, mut full) = (r(), r());
