@@ -702,6 +702,8 @@ struct Script {
     max_buffer: u16,
     last_wins: bool,
     drop_flow: bool,
+    /// Recently delivered bytes kept to check retransmissions against.
+    window: u8,
     steps: Vec<Step>,
 }
 
@@ -763,7 +765,8 @@ impl OracleCheck<'_> {
 /// Feed a [`DefaultReassembler`] segments of a known stream in an arbitrary order (overlapping,
 /// repeated, before the anchor, wildly out of window) and check every delivered byte
 /// against the stream, that offsets run contiguously, that the buffer never passes its
-/// cap, and that a stream whose bytes were all seen is delivered whole.
+/// cap, that a stream whose bytes were all seen is delivered whole, and that segments of
+/// the stream's own bytes are never counted inconsistent.
 pub fn reassembly_oracle(data: &[u8]) {
     let mut u = Unstructured::new(data);
     let Ok(script) = Script::arbitrary(&mut u) else { return };
@@ -772,7 +775,8 @@ pub fn reassembly_oracle(data: &[u8]) {
     let config = ReassemblyConfig::default()
         .with_max_buffer(usize::from(script.max_buffer))
         .with_overlap(overlap(script.last_wins))
-        .with_overflow(overflow(script.drop_flow));
+        .with_overflow(overflow(script.drop_flow))
+        .with_retransmit_check(usize::from(script.window));
     // Stream byte i travels with sequence number isn + 1 + i.
     let seq_of = |i: usize| script.isn.wrapping_add(1).wrapping_add(i as u32);
     let mut r = DefaultReassembler::new();
@@ -835,6 +839,10 @@ pub fn reassembly_oracle(data: &[u8]) {
     assert_eq!(r.buffered_bytes(), 0);
     assert!(st.high_watermark_bytes as usize <= config.max_buffer);
     assert_eq!(st.delivered_bytes + st.missed_bytes, c.next);
+    // Every segment but a wild one carries the stream's own bytes.
+    if !c.wild {
+        assert_eq!(st.inconsistent_segments, 0, "{st:?}");
+    }
     // Every byte from the anchor to the furthest one seen was seen, nothing was dropped
     // at a cap, and no acknowledgment or FIN pointed past what was seen: the stream came
     // through whole.

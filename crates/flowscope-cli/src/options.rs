@@ -32,6 +32,12 @@ pub(crate) struct TrackOpts {
     /// What reassembly does at a buffer cap.
     #[arg(long, value_enum, default_value_t = Policy::SlidingWindow)]
     pub(crate) overflow_policy: Policy,
+    /// Keep this many of each stream side's most recently delivered bytes and count
+    /// retransmissions whose bytes differ from them as inconsistent (shown by `stats`).
+    /// 0, the default, keeps none; segments overlapping bytes still buffered out of
+    /// order are compared either way.
+    #[arg(long, value_name = "BYTES", default_value_t = 0)]
+    pub(crate) check_retransmits: usize,
     /// Make the outer VLAN id part of the flow key.
     #[arg(long)]
     pub(crate) vlan_in_key: bool,
@@ -135,6 +141,7 @@ impl TrackOpts {
             .with_attempt_idle(secs("tcp-attempt-idle", self.tcp_attempt_idle)?)
             .with_max_flows(self.max_flows)
             .with_max_buffer(self.max_buffer)
+            .with_retransmit_check_bytes(self.check_retransmits)
             .with_overflow_policy(match self.overflow_policy {
                 Policy::SlidingWindow => OverflowPolicy::SlidingWindow,
                 Policy::DropFlow => OverflowPolicy::DropFlow,

@@ -20,6 +20,7 @@ pub(crate) fn stats(files: &[PathBuf], opts: &TrackOpts) -> Result<()> {
     let mut anomalies: BTreeMap<&'static str, u64> = BTreeMap::new();
     let mut talkers: HashMap<IpAddr, u64> = HashMap::new();
     let (mut flows, mut flow_bytes, mut flow_packets, mut missed) = (0u64, 0u64, 0u64, 0u64);
+    let mut inconsistent = 0u64;
     let summary = run(Source::Files(files), opts, |e| {
         match e {
             Event::Ended(r, _) => {
@@ -31,6 +32,7 @@ pub(crate) fn stats(files: &[PathBuf], opts: &TrackOpts) -> Result<()> {
                 flow_bytes += i.l2_bytes + p.l2_bytes;
                 flow_packets += i.packets + p.packets;
                 missed += i.missed_bytes + p.missed_bytes;
+                inconsistent += i.inconsistent_segments + p.inconsistent_segments;
                 *talkers.entry(r.orig.0).or_default() += i.l2_bytes;
                 *talkers.entry(r.resp.0).or_default() += p.l2_bytes;
             }
@@ -114,6 +116,7 @@ pub(crate) fn stats(files: &[PathBuf], opts: &TrackOpts) -> Result<()> {
         "anomalies           {}",
         if anomalies.is_empty() { "none".into() } else { list(&anomalies) }
     )?;
+    writeln!(out, "inconsistent TCP segments {inconsistent} (bytes differing from bytes seen before at the same offsets)")?;
     let mut top: Vec<(IpAddr, u64)> = talkers.into_iter().collect();
     top.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
     writeln!(out, "top talkers (bytes sent)")?;

@@ -381,6 +381,23 @@ fn stats_and_metrics_reconcile_with_the_records() {
     assert!(text.contains("packets read        3138"), "{text}");
 }
 
+/// Suricata's partial-overlap capture resends delivered bytes with different content:
+/// `stats` counts it only when delivered bytes are kept to compare against.
+#[test]
+fn stats_counts_inconsistent_retransmissions_when_asked_to_check_them() {
+    let file =
+        shared().join("pcaps/tcp/suricata-verify__eve-overlap-payload-04-partial-overlap.pcap");
+    let count = |extra: &[&str]| {
+        let out = bin().args(["stats", "-q"]).args(extra).arg(&file).output().unwrap();
+        assert_eq!(out.status.code(), Some(0));
+        let text = String::from_utf8(out.stdout).unwrap();
+        let line = text.lines().find(|l| l.starts_with("inconsistent TCP segments ")).unwrap();
+        line.split_whitespace().nth(3).unwrap().parse::<u64>().unwrap()
+    };
+    assert_eq!(count(&[]), 0);
+    assert_eq!(count(&["--check-retransmits", "65536"]), 1);
+}
+
 #[test]
 fn bad_inputs_and_options() {
     let out = bin().args(["flows", "/nonexistent.pcap"]).output().unwrap();

@@ -207,7 +207,8 @@ impl<E: FlowExtractor, S: 'static, R: ReassemblerFactory> FlowDriver<E, S, R> {
         let reassembly = ReassemblyConfig::default()
             .with_max_buffer(config.max_buffer)
             .with_overflow(config.overflow_policy)
-            .with_overlap(config.overlap_policy);
+            .with_overlap(config.overlap_policy)
+            .with_retransmit_check(config.retransmit_check_bytes);
         let global_cap = config.max_reassembly_memory;
         FlowDriver {
             tracker: FlowTracker::with_state_from(extractor, config, move |ex, ts| FlowState {
@@ -253,12 +254,16 @@ impl<E: FlowExtractor, S, R: ReassemblerFactory> FlowDriver<E, S, R> {
 
     /// Bytes the driver holds: the flow table ([`FlowTracker::memory_bytes`]), one
     /// reassembly state per TCP flow live at once (kept in a pool after the flow ends,
-    /// for the next one), and the out-of-order bytes buffered now. Out-of-order storage
+    /// for the next one) with each side's retransmission window
+    /// ([`FlowTrackerConfig::retransmit_check_bytes`], which the default reassembler
+    /// keeps), and the out-of-order bytes buffered now. Out-of-order storage
     /// is counted by the bytes it holds; its allocations add at most a small factor (see
     /// docs/bounded-memory.md).
     pub fn memory_bytes(&self) -> usize {
         self.tracker.memory_bytes()
-            + self.streams_allocated * core::mem::size_of::<Streams<R::Reassembler>>()
+            + self.streams_allocated
+                * (core::mem::size_of::<Streams<R::Reassembler>>()
+                    + 2 * self.reassembly.retransmit_check)
             + self.ends.stats.buffered_bytes as usize
     }
 
@@ -280,6 +285,7 @@ impl<E: FlowExtractor, S, R: ReassemblerFactory> FlowDriver<E, S, R> {
                 s.dropped_ooo = rs.dropped_ooo;
                 s.dropped_oversize_bytes = rs.dropped_oversize_bytes;
                 s.high_watermark_bytes = rs.high_watermark_bytes;
+                s.inconsistent_segments = rs.inconsistent_segments;
             }
         }
         Some(snap)
@@ -771,6 +777,7 @@ impl<Sk, A: Reassembler> EndHandler<'_, Sk, A> {
                         s.dropped_ooo = rs.dropped_ooo;
                         s.dropped_oversize_bytes = rs.dropped_oversize_bytes;
                         s.high_watermark_bytes = rs.high_watermark_bytes;
+                        s.inconsistent_segments = rs.inconsistent_segments;
                         self.ends.obs.high_watermark(side, rs.high_watermark_bytes);
                         r.reset();
                     }

@@ -264,6 +264,9 @@ pub struct SideStats {
     pub dropped_oversize_bytes: u64,
     /// Peak bytes reassembly held buffered for this side.
     pub high_watermark_bytes: u64,
+    /// Segments whose bytes differed from bytes reassembly had received before at the
+    /// same offsets (see `StreamStats::inconsistent_segments`).
+    pub inconsistent_segments: u64,
 }
 
 /// The earlier start of a flow's two sides, each given as (packets, first time). A side

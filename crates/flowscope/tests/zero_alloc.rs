@@ -121,8 +121,20 @@ fn tracker_steady_state_does_not_allocate() {
 
 #[test]
 fn driver_in_order_streams_do_not_allocate() {
-    let mut d: FlowDriver<FiveTuple> =
-        FlowDriver::new(FiveTuple::new(), FlowTrackerConfig::default().with_max_flows(4096));
+    driver_in_order(FlowTrackerConfig::default().with_max_flows(4096));
+}
+
+/// Keeping recent bytes to check retransmissions against allocates each stream state's
+/// window once, with the state; delivering into it allocates nothing.
+#[test]
+fn driver_in_order_streams_with_retransmit_checks_do_not_allocate() {
+    driver_in_order(
+        FlowTrackerConfig::default().with_max_flows(4096).with_retransmit_check_bytes(4096),
+    );
+}
+
+fn driver_in_order(config: FlowTrackerConfig) {
+    let mut d: FlowDriver<FiveTuple> = FlowDriver::new(FiveTuple::new(), config);
     let mut delivered = 0u64;
     let mut clock = 1_000_000_000u64;
     let mut feed = |d: &mut FlowDriver<FiveTuple>, frames: &[Vec<u8>], delivered: &mut u64| {

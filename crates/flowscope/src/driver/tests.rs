@@ -10,6 +10,7 @@ use crate::testkit::{flags::*, Frame};
 use crate::tracker::OverflowPolicy;
 
 /// Owned copies of driver events.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 enum Ev {
     Started,
@@ -147,6 +148,27 @@ fn reordered_data_is_released_in_order_with_one_anomaly() {
     assert_eq!(ev.iter().filter(|e| **e == Ev::Anomaly(AnomalyKind::OutOfOrderSegment)).count(), 1);
     let Some(Ev::Ended { stats, .. }) = ev.last() else { panic!() };
     assert_eq!(stats.initiator.high_watermark_bytes, 5);
+}
+
+#[test]
+fn rewritten_retransmissions_are_counted_in_the_sides_stats() {
+    let script = |window: usize| {
+        let mut s = Script::new(FlowTrackerConfig::default().with_retransmit_check_bytes(window));
+        s.handshake()
+            .c(PSH_ACK, 101, 5001, b"hello")
+            .c(PSH_ACK, 101, 5001, b"HELLO") // delivered bytes, rewritten
+            .s(PSH_ACK, 5006, 106, b"world") // ahead of a hole
+            .s(PSH_ACK, 5006, 106, b"WORLD") // buffered bytes, rewritten
+            .s(PSH_ACK, 5001, 106, b"12345");
+        let ev = s.finish();
+        assert_eq!(Script::stream(&ev, FlowSide::Initiator), b"hello");
+        assert_eq!(Script::stream(&ev, FlowSide::Responder), b"12345world");
+        let Some(Ev::Ended { stats, .. }) = ev.last() else { panic!("{ev:?}") };
+        (stats.initiator.inconsistent_segments, stats.responder.inconsistent_segments)
+    };
+    // Buffered bytes are always compared; delivered ones only with a window.
+    assert_eq!(script(0), (0, 1));
+    assert_eq!(script(1500), (1, 1));
 }
 
 #[test]

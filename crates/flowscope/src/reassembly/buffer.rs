@@ -76,6 +76,27 @@ impl OutOfOrder {
         (end - start - covered) as usize
     }
 
+    /// True when some byte of `data`, placed at `start`, differs from a buffered byte at
+    /// the same offset.
+    pub(super) fn differs(&self, start: u64, data: &[u8]) -> bool {
+        let end = start + data.len() as u64;
+        if self.last_end().map_or(true, |last_end| last_end <= start) {
+            return false;
+        }
+        let first = self.ranges.partition_point(|(s, d)| (s + d.len() as u64) <= start);
+        for (s, d) in &self.ranges[first..] {
+            if *s >= end {
+                break;
+            }
+            let (lo, hi) = ((*s).max(start), (s + d.len() as u64).min(end));
+            let held = &d[(lo - s) as usize..(hi - s) as usize];
+            if held != &data[(lo - start) as usize..(hi - start) as usize] {
+                return true;
+            }
+        }
+        false
+    }
+
     /// Add `data` at `start`, merging with every range it overlaps or touches. With
     /// `replace`, the new bytes overwrite buffered ones; otherwise buffered bytes stay.
     pub(super) fn insert(&mut self, start: u64, data: &[u8], replace: bool) {
@@ -192,6 +213,73 @@ impl OutOfOrder {
                 break;
             }
         }
+    }
+}
+
+/// The most recent delivered bytes of a stream, in a ring indexed by stream offset, to
+/// compare retransmissions against. Empty (`window() == 0`) when off.
+#[derive(Debug, Default)]
+pub(super) struct Recent {
+    // Invariant: for every offset `o` in `[valid_from, next)` with `o + ring.len() >= next`
+    // (`next` the reassembler's), `ring[o % ring.len()]` is the byte delivered at `o`.
+    ring: Vec<u8>,
+    valid_from: u64,
+}
+
+impl Recent {
+    pub(super) fn window(&self) -> usize {
+        self.ring.len()
+    }
+
+    /// Keep `bytes` bytes from `next` on (what was kept before is forgotten).
+    pub(super) fn resize(&mut self, bytes: usize, next: u64) {
+        self.ring.clear();
+        self.ring.resize(bytes, 0);
+        self.ring.shrink_to(bytes);
+        self.valid_from = next;
+    }
+
+    /// Forget the stream but keep the storage (a pooled reassembler reuses it).
+    pub(super) fn clear(&mut self) {
+        self.valid_from = 0;
+    }
+
+    /// `bytes` were delivered at `offset`.
+    pub(super) fn record(&mut self, offset: u64, bytes: &[u8]) {
+        let n = self.ring.len();
+        let keep = bytes.len().min(n);
+        let (mut offset, mut bytes) =
+            (offset + (bytes.len() - keep) as u64, &bytes[bytes.len() - keep..]);
+        while !bytes.is_empty() {
+            let at = (offset % n as u64) as usize;
+            let take = bytes.len().min(n - at);
+            self.ring[at..at + take].copy_from_slice(&bytes[..take]);
+            (offset, bytes) = (offset + take as u64, &bytes[take..]);
+        }
+    }
+
+    /// Nothing before `next` can be compared any more (a gap was skipped up to it).
+    pub(super) fn forget_below(&mut self, next: u64) {
+        self.valid_from = next;
+    }
+
+    /// True when some byte of `data`, placed at `start`, differs from a kept delivered
+    /// byte at the same offset (`next` the reassembler's next offset).
+    pub(super) fn differs(&self, start: u64, data: &[u8], next: u64) -> bool {
+        let n = self.ring.len() as u64;
+        let lo = start.max(self.valid_from).max(next.saturating_sub(n));
+        let hi = (start + data.len() as u64).min(next);
+        let mut o = lo;
+        while o < hi {
+            let at = (o % n) as usize;
+            let take = ((hi - o) as usize).min(self.ring.len() - at);
+            let new = &data[(o - start) as usize..(o - start) as usize + take];
+            if &self.ring[at..at + take] != new {
+                return true;
+            }
+            o += take as u64;
+        }
+        false
     }
 }
 

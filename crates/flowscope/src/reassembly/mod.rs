@@ -30,7 +30,7 @@
 mod buffer;
 
 use crate::tracker::tcp::unwrap_near;
-use buffer::OutOfOrder;
+use buffer::{OutOfOrder, Recent};
 
 pub use crate::tracker::{OverflowPolicy, OverlapPolicy};
 
@@ -44,6 +44,9 @@ pub struct ReassemblyConfig {
     pub overlap: OverlapPolicy,
     /// Behaviour at the cap.
     pub overflow: OverflowPolicy,
+    /// Most recently delivered bytes kept per side to compare retransmissions against
+    /// (0: off, the default). See `FlowTrackerConfig::retransmit_check_bytes`.
+    pub retransmit_check: usize,
 }
 
 impl Default for ReassemblyConfig {
@@ -52,6 +55,7 @@ impl Default for ReassemblyConfig {
             max_buffer: 1 << 20,
             overlap: OverlapPolicy::FirstWins,
             overflow: OverflowPolicy::SlidingWindow,
+            retransmit_check: 0,
         }
     }
 }
@@ -72,6 +76,12 @@ impl ReassemblyConfig {
     /// Set the overflow policy.
     pub fn with_overflow(mut self, p: OverflowPolicy) -> Self {
         self.overflow = p;
+        self
+    }
+
+    /// Set how many recently delivered bytes per side are kept to check retransmissions.
+    pub fn with_retransmit_check(mut self, bytes: usize) -> Self {
+        self.retransmit_check = bytes;
         self
     }
 }
@@ -121,6 +131,7 @@ pub enum Outcome {
 
 /// Counters for one side's stream.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct StreamStats {
     /// Bytes delivered as `Data`.
     pub delivered_bytes: u64,
@@ -132,6 +143,11 @@ pub struct StreamStats {
     pub retransmitted_segments: u64,
     /// Segments that arrived ahead of a hole (buffered or dropped).
     pub ooo_segments: u64,
+    /// Segments carrying a byte that differs from the byte received before at the same
+    /// offset, where that byte is still known: buffered out of order, or delivered within
+    /// the last [`ReassemblyConfig::retransmit_check`] bytes and not before a gap.
+    /// Counted once per segment, under either overlap policy.
+    pub inconsistent_segments: u64,
     /// Segments dropped as too far ahead ([`MAX_AHEAD`]).
     pub dropped_ooo: u64,
     /// Bytes discarded at the buffer cap under `DropFlow`.
@@ -266,6 +282,7 @@ pub struct DefaultReassembler {
     /// Highest offset the peer acknowledged (data up to it was sent, seen or not).
     acked_end: u64,
     ooo: OutOfOrder,
+    recent: Recent,
     stats: StreamStats,
 }
 
@@ -303,6 +320,9 @@ impl Reassembler for DefaultReassembler {
         config: &ReassemblyConfig,
         out: &mut impl FnMut(StreamEvent<'_>),
     ) -> Outcome {
+        if self.recent.window() != config.retransmit_check {
+            self.recent.resize(config.retransmit_check, self.next);
+        }
         // The first data byte follows the SYN's sequence number.
         let data_seq = seq.wrapping_add(u32::from(syn));
         if !self.anchored {
@@ -351,18 +371,31 @@ impl Reassembler for DefaultReassembler {
         self.seen_end = self.seen_end.max(end);
         if end <= self.next {
             self.stats.retransmitted_segments += 1;
+            if self.recent.differs(start, payload, self.next) {
+                self.stats.inconsistent_segments += 1;
+            }
             return Outcome::Ok;
         }
         if start <= self.next {
+            let skip = (self.next - start) as usize;
             if start < self.next {
                 self.stats.retransmitted_segments += 1;
+                if self.recent.differs(start, &payload[..skip], self.next)
+                    || self.ooo.differs(self.next, &payload[skip..])
+                {
+                    self.stats.inconsistent_segments += 1;
+                }
+            } else if self.ooo.differs(start, payload) {
+                self.stats.inconsistent_segments += 1;
             }
-            let skip = (self.next - start) as usize;
             self.deliver_in_order(&payload[skip..], config, out);
             return Outcome::Ok;
         }
         // Ahead of a hole.
         self.stats.ooo_segments += 1;
+        if self.ooo.differs(start, payload) {
+            self.stats.inconsistent_segments += 1;
+        }
         if start - self.next > MAX_AHEAD {
             self.stats.dropped_ooo += 1;
             return Outcome::Ok;
@@ -471,9 +504,14 @@ impl Reassembler for DefaultReassembler {
     }
 
     /// Forget everything (for reuse by another flow), freeing the out-of-order buffer's
-    /// storage: a pooled reassembler holds no memory beyond its own struct.
+    /// storage: a pooled reassembler holds no memory beyond its own struct and its
+    /// retransmission window ([`ReassemblyConfig::retransmit_check`] bytes).
     fn reset(&mut self) {
-        *self = DefaultReassembler::default();
+        // The retransmission window's storage stays (it is what the configuration asks
+        // for, per side); everything else goes.
+        let mut recent = core::mem::take(&mut self.recent);
+        recent.clear();
+        *self = DefaultReassembler { recent, ..DefaultReassembler::default() };
     }
 }
 
@@ -622,6 +660,9 @@ impl DefaultReassembler {
     }
 
     fn emit(&mut self, bytes: &[u8], out: &mut impl FnMut(StreamEvent<'_>)) {
+        if self.recent.window() != 0 {
+            self.recent.record(self.next, bytes);
+        }
         out(StreamEvent::Data { offset: self.next, bytes });
         self.next += bytes.len() as u64;
         self.stats.delivered_bytes += bytes.len() as u64;
@@ -630,6 +671,7 @@ impl DefaultReassembler {
     fn gap(&mut self, len: u64, out: &mut impl FnMut(StreamEvent<'_>)) {
         out(StreamEvent::Gap { offset: self.next, len });
         self.next += len;
+        self.recent.forget_below(self.next);
         self.stats.missed_bytes += len;
         self.stats.gaps += 1;
     }

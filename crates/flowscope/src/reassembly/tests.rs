@@ -210,6 +210,100 @@ fn fin_offset_is_recorded() {
     assert_eq!(r.fin_offset(), Some(3));
 }
 
+#[test]
+fn a_segment_differing_from_buffered_bytes_is_inconsistent_under_either_policy() {
+    for overlap in [OverlapPolicy::FirstWins, OverlapPolicy::LastWins] {
+        let cfg = ReassemblyConfig::default().with_overlap(overlap);
+        let mut s = Sink::default();
+        let mut r = start(&cfg, &mut s);
+        feed(&mut r, &cfg, &mut s, ISN + 1 + 4, b"efgh");
+        // The same bytes again, and a segment that only touches them: consistent.
+        feed(&mut r, &cfg, &mut s, ISN + 1 + 4, b"efgh");
+        feed(&mut r, &cfg, &mut s, ISN + 1 + 8, b"ij");
+        assert_eq!(r.stats().inconsistent_segments, 0, "{overlap:?}");
+        // Overlapping buffered "gh" with "GH": one inconsistent segment.
+        feed(&mut r, &cfg, &mut s, ISN + 1 + 6, b"GHij");
+        assert_eq!(r.stats().inconsistent_segments, 1, "{overlap:?}");
+        // The hole's filler reaches into the buffered bytes with different ones.
+        feed(&mut r, &cfg, &mut s, ISN + 1, b"abcdE");
+        assert_eq!(r.stats().inconsistent_segments, 2, "{overlap:?}");
+        let kept: &[u8] = match overlap {
+            OverlapPolicy::FirstWins => b"abcdefghij",
+            OverlapPolicy::LastWins => b"abcdEfGHij",
+        };
+        assert_eq!(s.bytes(), kept, "{overlap:?}");
+    }
+}
+
+#[test]
+fn delivered_bytes_are_compared_only_within_the_window() {
+    // Off (the default): a rewritten retransmission of delivered bytes goes unnoticed.
+    let cfg = ReassemblyConfig::default();
+    let mut s = Sink::default();
+    let mut r = start(&cfg, &mut s);
+    feed(&mut r, &cfg, &mut s, ISN + 1, b"hello world");
+    feed(&mut r, &cfg, &mut s, ISN + 1, b"HELLO");
+    assert_eq!(r.stats().inconsistent_segments, 0);
+    assert_eq!(r.stats().retransmitted_segments, 1);
+
+    // An 8-byte window: the last 8 bytes delivered are checked, older ones are not.
+    let cfg = ReassemblyConfig::default().with_retransmit_check(8);
+    let mut s = Sink::default();
+    let mut r = start(&cfg, &mut s);
+    feed(&mut r, &cfg, &mut s, ISN + 1, b"hello world"); // offsets 0..11, window 3..11
+    feed(&mut r, &cfg, &mut s, ISN + 1 + 6, b"world"); // same bytes
+    feed(&mut r, &cfg, &mut s, ISN + 1, b"HEL"); // before the window
+    assert_eq!(r.stats().inconsistent_segments, 0);
+    feed(&mut r, &cfg, &mut s, ISN + 1 + 6, b"worlD");
+    assert_eq!(r.stats().inconsistent_segments, 1);
+    // A retransmission that also carries new bytes: its old part is compared.
+    feed(&mut r, &cfg, &mut s, ISN + 1 + 9, b"LD!"); // "ld" rewritten, "!" new
+    assert_eq!(r.stats().inconsistent_segments, 2);
+    assert_eq!(s.bytes(), b"hello world!");
+    // Across the ring's end: 20 more bytes, then a rewrite of the window's oldest byte.
+    feed(&mut r, &cfg, &mut s, ISN + 1 + 12, b"0123456789abcdefghij");
+    feed(&mut r, &cfg, &mut s, ISN + 1 + 24, b"cdefghij");
+    assert_eq!(r.stats().inconsistent_segments, 2);
+    feed(&mut r, &cfg, &mut s, ISN + 1 + 24, b"Cdefghij");
+    assert_eq!(r.stats().inconsistent_segments, 3);
+}
+
+#[test]
+fn bytes_before_a_gap_are_not_compared() {
+    let cfg = ReassemblyConfig::default().with_retransmit_check(64).with_max_buffer(4);
+    let mut s = Sink::default();
+    let mut r = start(&cfg, &mut s);
+    feed(&mut r, &cfg, &mut s, ISN + 1, b"abcd");
+    // Over the 4-byte cap behind a hole: the hole (offsets 4..8) is skipped.
+    feed(&mut r, &cfg, &mut s, ISN + 1 + 8, b"ijklm");
+    assert_eq!(s.gaps, [(4, 4)]);
+    // The skipped bytes arrive late, different from nothing: not inconsistent; nor are
+    // rewritten bytes from before the gap, which the window no longer vouches for.
+    feed(&mut r, &cfg, &mut s, ISN + 1 + 4, b"efgh");
+    feed(&mut r, &cfg, &mut s, ISN + 1, b"ABCD");
+    assert_eq!(r.stats().inconsistent_segments, 0);
+    feed(&mut r, &cfg, &mut s, ISN + 1 + 8, b"iJ");
+    assert_eq!(r.stats().inconsistent_segments, 1);
+}
+
+#[test]
+fn a_pooled_reassembler_keeps_its_window_storage_but_not_its_bytes() {
+    let cfg = ReassemblyConfig::default().with_retransmit_check(16);
+    let mut s = Sink::default();
+    let mut r = start(&cfg, &mut s);
+    feed(&mut r, &cfg, &mut s, ISN + 1, b"first stream");
+    r.reset();
+    assert_eq!(r.recent.window(), 16);
+    let mut s = Sink::default();
+    r.segment(ISN, true, false, &[], &cfg, &mut |e| s.take(e));
+    // Nothing delivered yet in this stream: nothing to compare a "retransmission" with.
+    feed(&mut r, &cfg, &mut s, ISN + 1, b"second");
+    feed(&mut r, &cfg, &mut s, ISN + 1, b"SECOND");
+    assert_eq!(r.stats().inconsistent_segments, 1);
+    assert_eq!(r.stats().retransmitted_segments, 1);
+    assert_eq!(s.bytes(), b"second");
+}
+
 /// A stream cut into segments, possibly lost, duplicated, re-segmented and reordered.
 #[derive(Debug, Clone)]
 struct Scenario {
@@ -320,6 +414,74 @@ proptest! {
             prop_assert_eq!(&bytes[..], &sc.stream[o..o + bytes.len()]);
         }
         prop_assert!(r.stats().high_watermark_bytes <= cap as u64);
+    }
+}
+
+/// `sc`'s segments with some of them rewritten: about one in eight has one byte changed.
+fn rewritten(sc: &Scenario, seed: u64) -> Vec<(usize, Vec<u8>)> {
+    let mut x = seed | 1;
+    sc.segments
+        .iter()
+        .map(|&(off, len)| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let mut bytes = sc.stream[off..off + len].to_vec();
+            if x % 8 == 0 {
+                bytes[(x >> 8) as usize % len] ^= 1 + (x >> 32) as u8 % 255;
+            }
+            (off, bytes)
+        })
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 400, rng_seed: proptest::test_runner::RngSeed::Fixed(0x1c0_5157), ..ProptestConfig::default() })]
+
+    /// Rewritten retransmissions against a model that knows, for every offset, the byte
+    /// the reassembler holds (buffered, or delivered), under either overlap policy and
+    /// any window: a segment is counted inconsistent exactly when one of its bytes
+    /// differs from a byte the model holds that is buffered or delivered within the
+    /// window; and every delivered byte is the one the model holds.
+    #[test]
+    fn inconsistencies_match_a_model(
+        sc in scenario(),
+        seed: u64,
+        window in prop_oneof![Just(0usize), 1usize..64, Just(4096usize)],
+        last_wins: bool,
+    ) {
+        let overlap = if last_wins { OverlapPolicy::LastWins } else { OverlapPolicy::FirstWins };
+        let cfg = ReassemblyConfig::default().with_overlap(overlap).with_retransmit_check(window);
+        let segments = rewritten(&sc, seed);
+        let mut held: Vec<Option<u8>> = vec![None; sc.stream.len()];
+        let mut expected = 0u64;
+        let mut s = Sink::default();
+        let mut r = DefaultReassembler::new();
+        r.segment(sc.isn, true, false, &[], &cfg, &mut |e| s.take(e));
+        for (off, bytes) in &segments {
+            let next = r.next_offset() as usize;
+            let mut differs = false;
+            for (i, &b) in bytes.iter().enumerate() {
+                let o = off + i;
+                let checkable = o >= next || o + window >= next;
+                if held[o].is_some_and(|h| h != b) && checkable {
+                    differs = true;
+                }
+                if held[o].is_none() || (last_wins && o >= next) {
+                    held[o] = Some(b);
+                }
+            }
+            expected += u64::from(differs);
+            let seq = sc.isn.wrapping_add(1).wrapping_add(*off as u32);
+            r.segment(seq, false, false, bytes, &cfg, &mut |e| s.take(e));
+        }
+        r.flush(&mut |e| s.take(e));
+        prop_assert_eq!(r.stats().inconsistent_segments, expected);
+        for (off, bytes) in &s.data {
+            for (i, &b) in bytes.iter().enumerate() {
+                prop_assert_eq!(held[*off as usize + i], Some(b));
+            }
+        }
     }
 }
 

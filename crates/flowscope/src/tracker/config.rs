@@ -48,6 +48,14 @@ pub struct FlowTrackerConfig {
     pub overflow_policy: OverflowPolicy,
     /// Which bytes win where buffered segments overlap.
     pub overlap_policy: OverlapPolicy,
+    /// Bytes of each side's most recently delivered stream data the default reassembler
+    /// keeps, so that a retransmission of them whose bytes differ is counted as
+    /// inconsistent (0, the default: off). Off by default because keeping them copies
+    /// every in-order byte once, which zero-copy delivery otherwise never does.
+    /// Retransmissions that overlap bytes still buffered out of order are compared
+    /// whatever this is. Costs this many bytes per side of every TCP flow with stream
+    /// state, counted by `FlowDriver::memory_bytes`.
+    pub retransmit_check_bytes: usize,
     /// Which tunnels to follow (all kinds, 4 deep, by default): the packet inside a
     /// tunnel is tracked as a flow of its own, as well as the tunnel's outer flow.
     pub tunnels: TunnelConfig,
@@ -125,6 +133,7 @@ impl Default for FlowTrackerConfig {
             max_reassembly_memory: 256 << 20,
             overflow_policy: OverflowPolicy::SlidingWindow,
             overlap_policy: OverlapPolicy::FirstWins,
+            retransmit_check_bytes: 0,
             tunnels: TunnelConfig::default(),
             defrag: DefragConfig::default(),
             verify_checksums: false,
@@ -180,6 +189,13 @@ impl FlowTrackerConfig {
     /// Set the overlap policy.
     pub fn with_overlap_policy(mut self, p: OverlapPolicy) -> Self {
         self.overlap_policy = p;
+        self
+    }
+
+    /// Set how many recently delivered bytes per side are kept to check retransmissions
+    /// against ([`retransmit_check_bytes`](Self::retransmit_check_bytes)).
+    pub fn with_retransmit_check_bytes(mut self, bytes: usize) -> Self {
+        self.retransmit_check_bytes = bytes;
         self
     }
 
