@@ -172,9 +172,10 @@ pub struct StreamStats {
 /// - [`buffered_bytes`](Self::buffered_bytes) never exceeds the `max_buffer` of the
 ///   configuration handed to the call that buffered them: the driver narrows it to what
 ///   is left of its global cap, and that is how the global cap holds.
-/// - Allocation happens only to buffer data out of order; the driver pools reassemblers
-///   (after [`reset`](Self::reset)), so a reassembler that allocates per stream
-///   defeats the driver's zero-allocation guarantee.
+/// - Allocation happens only to buffer data out of order, or once for storage a
+///   reassembler keeps across [`reset`](Self::reset)s (the default's retransmission
+///   window): the driver pools reassemblers, so one that allocates per stream defeats
+///   the driver's zero-allocation guarantee.
 ///
 /// Implementations are driven by the driver's thread only; they need not be `Send`
 /// unless the driver must be.
