@@ -154,7 +154,9 @@ fn small_driver() -> FlowDriver<FiveTuple> {
     let config = FlowTrackerConfig::default()
         .with_max_flows(16)
         .with_max_buffer(4096)
-        .with_max_reassembly_memory(16 * 1024);
+        .with_max_reassembly_memory(16 * 1024)
+        // Small enough that streams wrap the retransmission ring.
+        .with_retransmit_check_bytes(1000);
     FlowDriver::new(FiveTuple::default(), config).with_emit_anomalies(true)
 }
 
