@@ -217,26 +217,24 @@ impl OutOfOrder {
 }
 
 /// The most recent delivered bytes of a stream, in a ring indexed by stream offset, to
-/// compare retransmissions against. Empty (`window() == 0`) when off.
-#[derive(Debug, Default)]
+/// compare retransmissions against.
+#[derive(Debug)]
 pub(super) struct Recent {
     // Invariant: for every offset `o` in `[valid_from, next)` with `o + ring.len() >= next`
     // (`next` the reassembler's), `ring[o % ring.len()]` is the byte delivered at `o`.
-    ring: Vec<u8>,
+    ring: Box<[u8]>,
     valid_from: u64,
 }
 
 impl Recent {
-    pub(super) fn window(&self) -> usize {
-        self.ring.len()
+    /// Keep the last `bytes` bytes delivered from `next` on (`bytes` > 0).
+    pub(super) fn new(bytes: usize, next: u64) -> Self {
+        debug_assert!(bytes > 0);
+        Recent { ring: vec![0; bytes].into_boxed_slice(), valid_from: next }
     }
 
-    /// Keep `bytes` bytes from `next` on (what was kept before is forgotten).
-    pub(super) fn resize(&mut self, bytes: usize, next: u64) {
-        self.ring.clear();
-        self.ring.resize(bytes, 0);
-        self.ring.shrink_to(bytes);
-        self.valid_from = next;
+    pub(super) fn window(&self) -> usize {
+        self.ring.len()
     }
 
     /// Forget the stream but keep the storage (a pooled reassembler reuses it).

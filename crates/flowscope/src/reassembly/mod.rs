@@ -283,7 +283,8 @@ pub struct DefaultReassembler {
     /// Highest offset the peer acknowledged (data up to it was sent, seen or not).
     acked_end: u64,
     ooo: OutOfOrder,
-    recent: Recent,
+    // Boxed: 8 bytes in every stream state when off (the default), instead of 32.
+    recent: Option<Box<Recent>>,
     stats: StreamStats,
 }
 
@@ -321,8 +322,9 @@ impl Reassembler for DefaultReassembler {
         config: &ReassemblyConfig,
         out: &mut impl FnMut(StreamEvent<'_>),
     ) -> Outcome {
-        if self.recent.window() != config.retransmit_check {
-            self.recent.resize(config.retransmit_check, self.next);
+        if self.recent.as_ref().map_or(0, |r| r.window()) != config.retransmit_check {
+            self.recent = (config.retransmit_check > 0)
+                .then(|| Box::new(Recent::new(config.retransmit_check, self.next)));
         }
         // The first data byte follows the SYN's sequence number.
         let data_seq = seq.wrapping_add(u32::from(syn));
@@ -372,7 +374,7 @@ impl Reassembler for DefaultReassembler {
         self.seen_end = self.seen_end.max(end);
         if end <= self.next {
             self.stats.retransmitted_segments += 1;
-            if self.recent.differs(start, payload, self.next) {
+            if self.recent.as_ref().is_some_and(|r| r.differs(start, payload, self.next)) {
                 self.stats.inconsistent_segments += 1;
             }
             return Outcome::Ok;
@@ -381,7 +383,10 @@ impl Reassembler for DefaultReassembler {
             let skip = (self.next - start) as usize;
             if start < self.next {
                 self.stats.retransmitted_segments += 1;
-                if self.recent.differs(start, &payload[..skip], self.next)
+                if self
+                    .recent
+                    .as_ref()
+                    .is_some_and(|r| r.differs(start, &payload[..skip], self.next))
                     || self.ooo.differs(self.next, &payload[skip..])
                 {
                     self.stats.inconsistent_segments += 1;
@@ -510,8 +515,10 @@ impl Reassembler for DefaultReassembler {
     fn reset(&mut self) {
         // The retransmission window's storage stays (it is what the configuration asks
         // for, per side); everything else goes.
-        let mut recent = core::mem::take(&mut self.recent);
-        recent.clear();
+        let mut recent = self.recent.take();
+        if let Some(r) = &mut recent {
+            r.clear();
+        }
         *self = DefaultReassembler { recent, ..DefaultReassembler::default() };
     }
 }
@@ -661,8 +668,8 @@ impl DefaultReassembler {
     }
 
     fn emit(&mut self, bytes: &[u8], out: &mut impl FnMut(StreamEvent<'_>)) {
-        if self.recent.window() != 0 {
-            self.recent.record(self.next, bytes);
+        if let Some(r) = &mut self.recent {
+            r.record(self.next, bytes);
         }
         out(StreamEvent::Data { offset: self.next, bytes });
         self.next += bytes.len() as u64;
@@ -672,7 +679,9 @@ impl DefaultReassembler {
     fn gap(&mut self, len: u64, out: &mut impl FnMut(StreamEvent<'_>)) {
         out(StreamEvent::Gap { offset: self.next, len });
         self.next += len;
-        self.recent.forget_below(self.next);
+        if let Some(r) = &mut self.recent {
+            r.forget_below(self.next);
+        }
         self.stats.missed_bytes += len;
         self.stats.gaps += 1;
     }
