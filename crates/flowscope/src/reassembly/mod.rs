@@ -244,6 +244,79 @@ pub trait Reassembler {
 /// gives each TCP flow that has something to reassemble: two per flow, made only when
 /// its pool of ended flows' reassemblers is empty, so at most two per TCP flow live at
 /// once.
+///
+/// A reassembler of your own, here one that wraps the default and counts the segments it
+/// is fed, goes into a driver like this:
+///
+/// ```
+/// use flowscope::driver::FlowDriver;
+/// use flowscope::extract::FiveTuple;
+/// use flowscope::reassembly::{
+///     DefaultReassembler, Outcome, Reassembler, ReassemblerFactory, ReassemblyConfig,
+///     StreamEvent, StreamStats,
+/// };
+/// use flowscope::tracker::FlowTrackerConfig;
+///
+/// #[derive(Default)]
+/// struct Counting {
+///     inner: DefaultReassembler,
+///     segments: u64,
+/// }
+///
+/// impl Reassembler for Counting {
+///     fn segment(
+///         &mut self,
+///         seq: u32,
+///         syn: bool,
+///         fin: bool,
+///         payload: &[u8],
+///         config: &ReassemblyConfig,
+///         out: &mut impl FnMut(StreamEvent<'_>),
+///     ) -> Outcome {
+///         self.segments += 1;
+///         self.inner.segment(seq, syn, fin, payload, config, out)
+///     }
+///     fn ack(&mut self, ack: u32, out: &mut impl FnMut(StreamEvent<'_>)) {
+///         self.inner.ack(ack, out)
+///     }
+///     fn finish(&mut self, out: &mut impl FnMut(StreamEvent<'_>)) {
+///         self.inner.finish(out)
+///     }
+///     fn stats(&self) -> &StreamStats {
+///         self.inner.stats()
+///     }
+///     fn buffered_bytes(&self) -> usize {
+///         self.inner.buffered_bytes()
+///     }
+///     fn fin_offset(&self) -> Option<u64> {
+///         self.inner.fin_offset()
+///     }
+///     fn next_offset(&self) -> u64 {
+///         self.inner.next_offset()
+///     }
+///     fn reset(&mut self) {
+///         self.inner.reset();
+///         self.segments = 0;
+///     }
+/// }
+///
+/// struct MakeCounting;
+///
+/// impl ReassemblerFactory for MakeCounting {
+///     type Reassembler = Counting;
+///     fn new_reassembler(&mut self) -> Counting {
+///         Counting::default()
+///     }
+/// }
+///
+/// let driver: FlowDriver<FiveTuple, (), MakeCounting> = FlowDriver::with_factory(
+///     FiveTuple::new(),
+///     FlowTrackerConfig::default(),
+///     MakeCounting,
+///     |_, _| (),
+/// );
+/// # let _ = driver;
+/// ```
 pub trait ReassemblerFactory {
     /// What it makes.
     type Reassembler: Reassembler;
