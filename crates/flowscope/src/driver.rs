@@ -280,12 +280,7 @@ impl<E: FlowExtractor, S, R: ReassemblerFactory> FlowDriver<E, S, R> {
         if let Some(streams) = self.tracker.state(id).and_then(|s| s.streams.as_deref()) {
             for (r, s) in streams.iter().zip([&mut snap.stats.initiator, &mut snap.stats.responder])
             {
-                let rs = r.stats();
-                s.missed_bytes = rs.missed_bytes;
-                s.dropped_ooo = rs.dropped_ooo;
-                s.dropped_oversize_bytes = rs.dropped_oversize_bytes;
-                s.high_watermark_bytes = rs.high_watermark_bytes;
-                s.inconsistent_segments = rs.inconsistent_segments;
+                copy_stream_stats(s, r.stats());
             }
         }
         Some(snap)
@@ -677,6 +672,16 @@ impl StreamChange {
     }
 }
 
+/// Copy a side's reassembly counters into the side's flow statistics (the tracker leaves
+/// them zero): at the flow's end, and in snapshots.
+fn copy_stream_stats(s: &mut SideStats, rs: &StreamStats) {
+    s.missed_bytes = rs.missed_bytes;
+    s.dropped_ooo = rs.dropped_ooo;
+    s.dropped_oversize_bytes = rs.dropped_oversize_bytes;
+    s.high_watermark_bytes = rs.high_watermark_bytes;
+    s.inconsistent_segments = rs.inconsistent_segments;
+}
+
 /// Forward one stream event of `side` to the driver's sink.
 fn emit<K: Copy, S>(sink: &mut impl DriverSink<K, S>, key: K, side: FlowSide, e: StreamEvent<'_>) {
     match e {
@@ -752,14 +757,7 @@ impl<Sk, A: Reassembler> EndHandler<'_, Sk, A> {
                             .saturating_sub(r.buffered_bytes() as u64);
                         let was = *r.stats();
                         let sink = &mut *self.sink;
-                        r.finish(&mut |e| match e {
-                            StreamEvent::Data { offset, bytes } => {
-                                sink.event(DriverEvent::Data { key, side, offset, bytes })
-                            }
-                            StreamEvent::Gap { offset, len } => {
-                                sink.event(DriverEvent::Gap { key, side, offset, len })
-                            }
-                        });
+                        r.finish(&mut |e| emit(sink, key, side, e));
                         let rs = *r.stats();
                         self.ends.stats.missed_bytes += rs.missed_bytes - was.missed_bytes;
                         self.ends.stats.delivered_bytes += rs.delivered_bytes - was.delivered_bytes;
@@ -773,11 +771,7 @@ impl<Sk, A: Reassembler> EndHandler<'_, Sk, A> {
                             FlowSide::Initiator => &mut stats.initiator,
                             FlowSide::Responder => &mut stats.responder,
                         };
-                        s.missed_bytes = rs.missed_bytes;
-                        s.dropped_ooo = rs.dropped_ooo;
-                        s.dropped_oversize_bytes = rs.dropped_oversize_bytes;
-                        s.high_watermark_bytes = rs.high_watermark_bytes;
-                        s.inconsistent_segments = rs.inconsistent_segments;
+                        copy_stream_stats(s, &rs);
                         self.ends.obs.high_watermark(side, rs.high_watermark_bytes);
                         r.reset();
                     }

@@ -237,11 +237,6 @@ impl Recent {
         self.ring.len()
     }
 
-    /// Forget the stream but keep the storage (a pooled reassembler reuses it).
-    pub(super) fn clear(&mut self) {
-        self.valid_from = 0;
-    }
-
     /// `bytes` were delivered at `offset`.
     pub(super) fn record(&mut self, offset: u64, bytes: &[u8]) {
         let n = self.ring.len();
@@ -256,7 +251,8 @@ impl Recent {
         }
     }
 
-    /// Nothing before `next` can be compared any more (a gap was skipped up to it).
+    /// Nothing before `next` can be compared any more: a gap was skipped up to it, or
+    /// (`next` 0, the storage kept for reuse) a new stream starts.
     pub(super) fn forget_below(&mut self, next: u64) {
         self.valid_from = next;
     }

@@ -447,7 +447,7 @@ impl Reassembler for DefaultReassembler {
         self.seen_end = self.seen_end.max(end);
         if end <= self.next {
             self.stats.retransmitted_segments += 1;
-            if self.recent.as_ref().is_some_and(|r| r.differs(start, payload, self.next)) {
+            if self.rewrites_delivered(start, payload) {
                 self.stats.inconsistent_segments += 1;
             }
             return Outcome::Ok;
@@ -456,18 +456,12 @@ impl Reassembler for DefaultReassembler {
             let skip = (self.next - start) as usize;
             if start < self.next {
                 self.stats.retransmitted_segments += 1;
-                if self
-                    .recent
-                    .as_ref()
-                    .is_some_and(|r| r.differs(start, &payload[..skip], self.next))
-                    || self.ooo.differs(self.next, &payload[skip..])
-                {
-                    self.stats.inconsistent_segments += 1;
-                }
-            } else if self.ooo.differs(start, payload) {
+            }
+            let (old, new) = payload.split_at(skip);
+            if self.rewrites_delivered(start, old) || self.ooo.differs(self.next, new) {
                 self.stats.inconsistent_segments += 1;
             }
-            self.deliver_in_order(&payload[skip..], config, out);
+            self.deliver_in_order(new, config, out);
             return Outcome::Ok;
         }
         // Ahead of a hole.
@@ -590,13 +584,19 @@ impl Reassembler for DefaultReassembler {
         // for, per side); everything else goes.
         let mut recent = self.recent.take();
         if let Some(r) = &mut recent {
-            r.clear();
+            r.forget_below(0);
         }
         *self = DefaultReassembler { recent, ..DefaultReassembler::default() };
     }
 }
 
 impl DefaultReassembler {
+    /// True when `data`, placed at `start`, differs from delivered bytes the retransmission
+    /// window still holds (never when the window is off).
+    fn rewrites_delivered(&self, start: u64, data: &[u8]) -> bool {
+        self.recent.as_ref().is_some_and(|r| r.differs(start, data, self.next))
+    }
+
     /// `ack` for any acknowledgment of an anchored stream, `delta` past `base`, through
     /// 64-bit offsets.
     #[inline(never)]
