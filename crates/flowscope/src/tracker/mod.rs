@@ -32,6 +32,7 @@
 //! counting-allocator test holds this).
 
 mod config;
+mod index;
 mod table;
 pub(crate) mod tcp;
 
