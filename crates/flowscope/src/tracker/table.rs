@@ -10,8 +10,8 @@
 //!   all slots of a list share one timeout, so the head is always the next to expire and
 //!   the oldest of all heads is the least recently active flow;
 //! - `len() <= capacity`; the slab is reserved up front, the index grows with the live
-//!   count (never past 8/3 buckets per entry of `capacity`), and steady churn allocates
-//!   nothing.
+//!   count (never past 16/7 four-byte buckets per entry of `capacity`), and steady
+//!   churn allocates nothing.
 
 use core::hash::{BuildHasher, Hash};
 
@@ -314,9 +314,9 @@ mod tests {
         ]
     }
 
-    /// A candidate is the key's slot unless another key with the same 32-bit
-    /// fingerprint comes first in the probe; checked through `find_hinted`, it finds what
-    /// `find` finds either way.
+    /// A candidate is the key's slot unless another key with the same fingerprint comes
+    /// first in the probe; checked through `find_hinted`, it finds what `find` finds
+    /// either way.
     #[test]
     fn candidates_checked_find_what_find_finds() {
         let n = 50_000u64;
@@ -338,15 +338,15 @@ mod tests {
                 None => absent += usize::from(candidate == NIL),
             }
         }
-        // 16 bits of fingerprint at this capacity: a wrong candidate, or one for an
-        // absent key, is rare.
+        // 12 bits of fingerprint at this capacity (16 of id, 4 of displacement): a wrong
+        // candidate, or one for an absent key, is rare.
         assert_eq!(right + wrong, n as usize);
         assert!(wrong * 200 < n as usize, "{wrong} wrong candidates of {n}");
         assert!(absent * 200 > 199 * n as usize, "{absent} of {n} absent keys had no candidate");
 
-        // Two keys with the same home bucket and fingerprint (found by search: about
-        // 2^16 keys give one such pair): the later one's candidate is the earlier one's
-        // slot.
+        // Two keys with the same home bucket and fingerprint (found by search: 28 bits
+        // to match, so some 2^14 keys give a pair): the later one's candidate is the
+        // earlier one's slot.
         let mut seen = HashMap::new();
         let (a, b) = (1u64..1 << 24)
             .map(|k| k.wrapping_mul(0x9e37_79b9_7f4a_7c15))
