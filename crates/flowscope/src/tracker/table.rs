@@ -176,10 +176,7 @@ impl<K: Copy + Eq + Hash, V> Table<K, V> {
                 (self.slots.len() - 1) as u32
             }
         };
-        let (slots, hasher) = (&self.slots, &self.hasher);
-        self.index.insert(hash, id, |other| {
-            slots.get(other as usize).map_or(0, |s| hasher.hash_one(s.key))
-        });
+        self.index.insert(hash, id, slot_hashes(&self.slots, &self.hasher));
         self.link_tail(id, class, stamp);
         self.len += 1;
         Some(id)
@@ -189,9 +186,7 @@ impl<K: Copy + Eq + Hash, V> Table<K, V> {
     pub(crate) fn remove(&mut self, id: u32) {
         let Some(slot) = self.slots.get(id as usize) else { return };
         let hash = self.hash(&slot.key);
-        let (slots, hasher) = (&self.slots, &self.hasher);
-        let hash_of = |other: u32| slots.get(other as usize).map_or(0, |s| hasher.hash_one(s.key));
-        if self.index.remove(hash, id, hash_of) {
+        if self.index.remove(hash, id, slot_hashes(&self.slots, &self.hasher)) {
             self.free_slot(id);
         }
     }
@@ -279,6 +274,15 @@ impl<K: Copy + Eq + Hash, V> Table<K, V> {
             s.next = NIL;
         }
     }
+}
+
+/// The hash of the key in each slot, for the index when it moves entries (growing, or
+/// deleting an entry whose neighbours' homes it cannot tell from their buckets).
+fn slot_hashes<'a, K: Hash, V>(
+    slots: &'a [Slot<K, V>],
+    hasher: &'a FixedState,
+) -> impl Fn(u32) -> u64 + 'a {
+    move |id| slots.get(id as usize).map_or(0, |s| hasher.hash_one(&s.key))
 }
 
 #[cfg(test)]
