@@ -26,8 +26,8 @@ use crate::reassembly::{
 };
 use crate::time::Timestamp;
 use crate::tracker::{
-    in_groups, Ahead, Disposition, FlowId, FlowSnapshot, FlowTracker, FlowTrackerConfig, Keyed,
-    OverflowPolicy, Step, TrackerStats, NO_HINT,
+    Disposition, FlowId, FlowSnapshot, FlowTracker, FlowTrackerConfig, Frames, Keyed,
+    OverflowPolicy, TrackerStats,
 };
 
 /// Everything the driver reports.
@@ -307,24 +307,7 @@ impl<E: FlowExtractor, S, R: ReassemblerFactory> FlowDriver<E, S, R> {
         packet: &PacketView<'_>,
         sink: &mut impl DriverSink<E::Key, S>,
     ) -> Disposition {
-        let extracted = self.tracker.extractor().extract(packet);
-        self.handle_frame(packet, &extracted, NO_HINT, sink)
-    }
-
-    /// A keyed frame: a fragment goes to the defragmenter, anything else is tracked and
-    /// reassembled (`hint` as for `FlowTracker::handle_frame`).
-    #[inline(always)]
-    fn handle_frame(
-        &mut self,
-        packet: &PacketView<'_>,
-        extracted: &Keyed<E::Key>,
-        hint: u32,
-        sink: &mut impl DriverSink<E::Key, S>,
-    ) -> Disposition {
-        if self.tracker.is_fragment(extracted) {
-            return self.handle_fragment(packet, extracted, sink);
-        }
-        self.handle_whole(packet, extracted, true, hint, sink)
+        Frames::packet(self, packet, sink)
     }
 
     /// [`handle_packet`](Self::handle_packet) for each packet of `packets`, in order,
@@ -335,87 +318,9 @@ impl<E: FlowExtractor, S, R: ReassemblerFactory> FlowDriver<E, S, R> {
         &mut self,
         packets: &[PacketView<'_>],
         sink: &mut impl DriverSink<E::Key, S>,
-        mut each: impl FnMut(Disposition),
+        each: impl FnMut(Disposition),
     ) {
-        let mut ahead = Ahead::new();
-        in_groups(packets, |step| match step {
-            Step::Group(group) if self.tracker.worth_warming() => {
-                self.tracker.look_ahead(group, &mut ahead);
-                for ((packet, extracted), &hint) in group.iter().zip(&ahead.keyed).zip(&ahead.hints)
-                {
-                    each(self.handle_frame(packet, extracted, hint, sink));
-                }
-            }
-            Step::Group(group) => group.iter().for_each(|p| each(self.handle_packet(p, sink))),
-            Step::One(packet) => each(self.handle_packet(packet, sink)),
-        });
-    }
-
-    /// A fragment, through the defragmenter (see `FlowTracker::handle_fragment`: out of
-    /// line for the same reason).
-    #[cold]
-    #[inline(never)]
-    fn handle_fragment(
-        &mut self,
-        packet: &PacketView<'_>,
-        extracted: &Keyed<E::Key>,
-        sink: &mut impl DriverSink<E::Key, S>,
-    ) -> Disposition {
-        let datagram = match self.tracker.defragment(packet, extracted) {
-            Ok(d) => d,
-            Err(held) => return held,
-        };
-        let view = datagram.view(packet.ts);
-        let extracted = self.tracker.extractor().extract(&view);
-        let d = self.handle_whole(&view, &extracted, false, NO_HINT, sink);
-        self.tracker.recycle_datagram(datagram);
-        d
-    }
-
-    /// Track and reassemble a whole packet (a frame, or a datagram rebuilt from
-    /// fragments, counted already) and the tunnels inside it.
-    // Never inlined, so frames and rebuilt datagrams share one copy, in which
-    // `reassemble` has its single call site and stays inline.
-    #[inline(never)]
-    fn handle_whole(
-        &mut self,
-        packet: &PacketView<'_>,
-        extracted: &Keyed<E::Key>,
-        count: bool,
-        hint: u32,
-        sink: &mut impl DriverSink<E::Key, S>,
-    ) -> Disposition {
-        let (tracker, mut ends) = self.split(sink);
-        let disposition = tracker.handle_keyed(packet, extracted, count, hint, &mut |e| ends.on(e));
-        let (Disposition::Tracked { flow, side, .. }, Ok(ex)) = (disposition, extracted) else {
-            return disposition;
-        };
-        // One call site for `reassemble`, whether the TCP segment is the frame's own or
-        // was found inside tunnels: with a second one (in the tunnel path) LLVM stopped
-        // inlining it, a call per TCP packet (benches/driver.rs, in-order: +8%).
-        let datagram: Option<Datagram>;
-        let (flow, side, tcp, payload) = match ex.headers.transport {
-            Transport::Tcp(tcp) => {
-                datagram = None;
-                (flow, side, tcp, ex.headers.payload(packet.frame))
-            }
-            // Tunnels: each layer inside is a flow of its own. Only UDP and the IP
-            // protocols tunnels use can carry one.
-            _ => {
-                let (tracker, mut ends) = self.split(sink);
-                let found =
-                    tracker.follow_tunnels(packet, &ex.headers, flow, 0, &mut |e| ends.on(e));
-                let Some(inner) = found else { return disposition };
-                datagram = inner.datagram;
-                let frame = datagram.as_ref().map_or(packet.frame, |d| d.frame.as_slice());
-                (inner.flow, inner.side, inner.tcp, inner.headers.payload(frame))
-            }
-        };
-        self.reassemble(flow, side, &tcp, payload, packet.ts, sink);
-        if let Some(d) = datagram {
-            self.tracker.recycle_datagram(d);
-        }
-        disposition
+        Frames::batch(self, packets, sink, each)
     }
 
     /// Move the clock and end timed-out flows (see [`FlowTracker::advance`]).
@@ -606,6 +511,69 @@ impl<E: FlowExtractor, S, R: ReassemblerFactory> FlowDriver<E, S, R> {
                 sink.event(anomaly(AnomalyKind::BufferOverflow));
             }
         }
+    }
+}
+
+impl<E: FlowExtractor, S, R: ReassemblerFactory, Sk: DriverSink<E::Key, S>> Frames<Sk>
+    for FlowDriver<E, S, R>
+{
+    type Extractor = E;
+    type State = FlowState<S, R::Reassembler>;
+
+    #[inline(always)]
+    fn tracker(&self) -> &Tracker<E, S, R> {
+        &self.tracker
+    }
+
+    #[inline(always)]
+    fn tracker_mut(&mut self) -> &mut Tracker<E, S, R> {
+        &mut self.tracker
+    }
+
+    /// Track and reassemble a whole packet (a frame, or a datagram rebuilt from
+    /// fragments, counted already) and the tunnels inside it.
+    // Never inlined, so frames and rebuilt datagrams share one copy, in which
+    // `reassemble` has its single call site and stays inline.
+    #[inline(never)]
+    fn whole(
+        &mut self,
+        packet: &PacketView<'_>,
+        extracted: &Keyed<E::Key>,
+        count: bool,
+        hint: u32,
+        sink: &mut Sk,
+    ) -> Disposition {
+        let (tracker, mut ends) = self.split(sink);
+        let disposition = tracker.handle_keyed(packet, extracted, count, hint, &mut |e| ends.on(e));
+        let (Disposition::Tracked { flow, side, .. }, Ok(ex)) = (disposition, extracted) else {
+            return disposition;
+        };
+        // One call site for `reassemble`, whether the TCP segment is the frame's own or
+        // was found inside tunnels: with a second one (in the tunnel path) LLVM stopped
+        // inlining it, a call per TCP packet (benches/driver.rs, in-order: +8%).
+        let datagram: Option<Datagram>;
+        let (flow, side, tcp, payload) = match ex.headers.transport {
+            Transport::Tcp(tcp) => {
+                datagram = None;
+                (flow, side, tcp, ex.headers.payload(packet.frame))
+            }
+            // Tunnels: each layer inside is a flow of its own. Only UDP and the IP
+            // protocols tunnels use can carry one.
+            _ => {
+                let (tracker, mut ends) = self.split(sink);
+                let found =
+                    tracker.follow_tunnels(packet, &ex.headers, flow, 0, &mut |e| ends.on(e));
+                let Some(inner) = found else { return disposition };
+                datagram = inner.datagram;
+                let frame = datagram.as_ref().map_or(packet.frame, |d| d.frame.as_slice());
+                (inner.flow, inner.side, inner.tcp, inner.headers.payload(frame))
+            }
+        };
+        self.reassemble(flow, side, &tcp, payload, packet.ts, sink);
+        if let Some(d) = datagram {
+            self.tracker.recycle_datagram(d);
+        }
+        disposition
     }
 }
 

@@ -32,6 +32,7 @@
 //! counting-allocator test holds this).
 
 mod config;
+mod frames;
 mod index;
 mod table;
 pub(crate) mod tcp;
@@ -55,42 +56,13 @@ use crate::extract::{Extracted, FlowExtractor, L4Proto, Orientation, Unmatched};
 use crate::packet::checksum::{self, Verdict};
 use crate::packet::{self, Headers, PacketView, TcpFlags, Transport, TunnelKind};
 use crate::time::Timestamp;
+pub(crate) use frames::Frames;
 use table::Table;
 use tcp::{HistoryRec, Segment, TcpEndpoint};
 
 /// Packets keyed and looked up together by [`FlowTracker::handle_batch`] before any of
 /// them is handled.
 pub const BATCH: usize = 8;
-
-/// A step of `handle_batch`: a whole group, or one of the packets left over.
-pub(crate) enum Step<'p, 'a> {
-    /// [`BATCH`] packets, whose flows may be looked up ahead.
-    Group(&'p [PacketView<'a>; BATCH]),
-    /// A packet after the last whole group.
-    One(&'p PacketView<'a>),
-}
-
-/// Walk `packets` group by group for `handle_batch`, reading the first byte of each frame
-/// of the next group before handing on the current one, so that frames not in cache
-/// arrive while it is handled.
-#[inline]
-pub(crate) fn in_groups<'p, 'a>(packets: &'p [PacketView<'a>], mut step: impl FnMut(Step<'p, 'a>)) {
-    let mut groups = packets.chunks_exact(BATCH);
-    let mut ahead = packets.chunks(BATCH).skip(1);
-    for group in groups.by_ref() {
-        // `chunks_exact` hands out BATCH packets each time (`as_chunks` is newer than the
-        // MSRV), so the conversion cannot fail.
-        let Ok(group) = <&[PacketView<'a>; BATCH]>::try_from(group) else { continue };
-        if let Some(next) = ahead.next() {
-            let touched = next.iter().fold(0u8, |a, p| a ^ p.frame.first().copied().unwrap_or(0));
-            core::hint::black_box(touched);
-        }
-        step(Step::Group(group));
-    }
-    for packet in groups.remainder() {
-        step(Step::One(packet));
-    }
-}
 
 /// What the extractor made of a packet.
 pub(crate) type Keyed<K> = Result<Extracted<K>, Unmatched>;
@@ -116,21 +88,21 @@ const WARM_ABOVE_BYTES: usize = 4 << 20;
 const NANOS_PER_SEC: u64 = 1_000_000_000;
 
 /// No slot hint for `FlowTracker::track`: look the key up in the index.
-pub(crate) const NO_HINT: u32 = table::NIL;
+const NO_HINT: u32 = table::NIL;
 
 /// One group's look-ahead (`FlowTracker::look_ahead`): what each packet keyed to and the
 /// slot hint for each. Made once per `handle_batch` call and filled in place for each
 /// group: returned by value instead, a group's results (about 180 bytes a packet) were
 /// copied four times more, 62 instructions a packet (`memcpy`; callgrind, 16,384 flows
 /// live, 16 packets each, 2026-11-28: 219.2M -> 202.9M for 262,144 packets).
-pub(crate) struct Ahead<K> {
-    pub(crate) keyed: [Keyed<K>; BATCH],
-    pub(crate) hints: [u32; BATCH],
+struct Ahead<K> {
+    keyed: [Keyed<K>; BATCH],
+    hints: [u32; BATCH],
 }
 
 impl<K> Ahead<K> {
     /// Room for a group; the placeholder values are overwritten before they are read.
-    pub(crate) fn new() -> Self {
+    fn new() -> Self {
         Ahead { keyed: core::array::from_fn(|_| Err(Unmatched::Fragment)), hints: [NO_HINT; BATCH] }
     }
 }
@@ -803,24 +775,7 @@ impl<E: FlowExtractor, S> FlowTracker<E, S> {
         packet: &PacketView<'_>,
         sink: &mut impl EventSink<E::Key, S>,
     ) -> Disposition {
-        let extracted = self.extractor.extract(packet);
-        self.handle_frame(packet, &extracted, NO_HINT, sink)
-    }
-
-    /// A keyed frame: a fragment goes to the defragmenter, anything else is tracked
-    /// (`hint` as for `track`).
-    #[inline(always)]
-    fn handle_frame(
-        &mut self,
-        packet: &PacketView<'_>,
-        extracted: &Keyed<E::Key>,
-        hint: u32,
-        sink: &mut impl EventSink<E::Key, S>,
-    ) -> Disposition {
-        if self.is_fragment(extracted) {
-            return self.handle_fragment(packet, extracted, sink);
-        }
-        self.handle_whole(packet, extracted, true, hint, sink)
+        Frames::packet(self, packet, sink)
     }
 
     /// [`handle_packet`](Self::handle_packet) for each packet of `packets`, in order,
@@ -841,20 +796,9 @@ impl<E: FlowExtractor, S> FlowTracker<E, S> {
         &mut self,
         packets: &[PacketView<'_>],
         sink: &mut impl EventSink<E::Key, S>,
-        mut each: impl FnMut(Disposition),
+        each: impl FnMut(Disposition),
     ) {
-        let mut ahead = Ahead::new();
-        in_groups(packets, |step| match step {
-            Step::Group(group) if self.worth_warming() => {
-                self.look_ahead(group, &mut ahead);
-                for ((packet, extracted), &hint) in group.iter().zip(&ahead.keyed).zip(&ahead.hints)
-                {
-                    each(self.handle_frame(packet, extracted, hint, sink));
-                }
-            }
-            Step::Group(group) => group.iter().for_each(|p| each(self.handle_packet(p, sink))),
-            Step::One(packet) => each(self.handle_packet(packet, sink)),
-        });
+        Frames::batch(self, packets, sink, each)
     }
 
     /// Whether the live flow entries are too many for the caches, so that looking a
@@ -865,7 +809,7 @@ impl<E: FlowExtractor, S> FlowTracker<E, S> {
     /// but 63 vs 67 at random; above, 50k flows at random 96 vs 178, 100k in slot order
     /// 83 vs 112 (2026-11-28; the last two measured before `look_ahead` took two passes).
     #[inline]
-    pub(crate) fn worth_warming(&self) -> bool {
+    fn worth_warming(&self) -> bool {
         self.table.len().saturating_mul(core::mem::size_of::<table::Slot<E::Key, Flow<S>>>())
             >= self.warm_above
     }
@@ -880,7 +824,7 @@ impl<E: FlowExtractor, S> FlowTracker<E, S> {
     /// 313 -> 246 ns/packet, in slot order 130 -> 122, 50k at random 106 -> 99 (best of
     /// 3, `track_loop`, both builds with loops aligned; see docs/performance.md).
     #[inline]
-    pub(crate) fn look_ahead(&self, group: &[PacketView<'_>; BATCH], ahead: &mut Ahead<E::Key>) {
+    fn look_ahead(&self, group: &[PacketView<'_>; BATCH], ahead: &mut Ahead<E::Key>) {
         for (keyed, packet) in ahead.keyed.iter_mut().zip(group) {
             *keyed = self.extractor.extract(packet);
         }
@@ -920,31 +864,9 @@ impl<E: FlowExtractor, S> FlowTracker<E, S> {
         id
     }
 
-    /// A fragment, through the defragmenter; the datagram it completes, if any, is
-    /// tracked. Out of line: on the hot path it cost every packet (in inlining budget
-    /// lost elsewhere) about 8% of the driver's in-order time (benches/driver.rs).
-    #[cold]
-    #[inline(never)]
-    fn handle_fragment(
-        &mut self,
-        packet: &PacketView<'_>,
-        extracted: &Keyed<E::Key>,
-        sink: &mut impl EventSink<E::Key, S>,
-    ) -> Disposition {
-        let datagram = match self.defragment(packet, extracted) {
-            Ok(d) => d,
-            Err(held) => return held,
-        };
-        let view = datagram.view(packet.ts);
-        let extracted = self.extractor.extract(&view);
-        let d = self.handle_whole(&view, &extracted, false, NO_HINT, sink);
-        self.defrag.recycle(datagram);
-        d
-    }
-
     /// True when defragmentation is on and `extracted` says the packet is a fragment.
     #[inline(always)]
-    pub(crate) fn is_fragment(&self, extracted: &Keyed<E::Key>) -> bool {
+    fn is_fragment(&self, extracted: &Keyed<E::Key>) -> bool {
         self.config.defrag.enabled
             && match extracted {
                 Ok(ex) => ex.headers.ip.is_some_and(|ip| ip.fragment.is_some()),
@@ -955,7 +877,7 @@ impl<E: FlowExtractor, S> FlowTracker<E, S> {
     /// Hand a fragment `is_fragment` picked to the defragmenter (it counts as one
     /// packet): the datagram it completes (give it back with `recycle_datagram`), or
     /// what became of the fragment.
-    pub(crate) fn defragment(
+    fn defragment(
         &mut self,
         packet: &PacketView<'_>,
         extracted: &Keyed<E::Key>,
@@ -990,33 +912,6 @@ impl<E: FlowExtractor, S> FlowTracker<E, S> {
     /// Give a rebuilt datagram's buffer back for reuse (see [`TunnelLayer::datagram`]).
     pub fn recycle_datagram(&mut self, datagram: Datagram) {
         self.defrag.recycle(datagram);
-    }
-
-    /// Track a whole packet (a frame, or a datagram rebuilt from fragments, which was
-    /// counted as a packet already) and the tunnels inside it; `hint` as for `track`.
-    #[inline]
-    fn handle_whole(
-        &mut self,
-        packet: &PacketView<'_>,
-        extracted: &Keyed<E::Key>,
-        count: bool,
-        hint: u32,
-        sink: &mut impl EventSink<E::Key, S>,
-    ) -> Disposition {
-        let disposition = self.handle_keyed(packet, extracted, count, hint, sink);
-        // Only UDP and the IP protocols tunnels use can carry one: TCP, most of the
-        // traffic, skips the call.
-        if let (Ok(outer), Disposition::Tracked { flow, .. }) = (extracted, disposition) {
-            if !matches!(outer.headers.transport, Transport::Tcp(_)) {
-                // The tracker has no streams: an inner TCP segment needs nothing more.
-                if let Some(InnerTcp { datagram: Some(d), .. }) =
-                    self.follow_tunnels(packet, &outer.headers, flow, 0, sink)
-                {
-                    self.defrag.recycle(d);
-                }
-            }
-        }
-        disposition
     }
 
     /// Track the packets nested inside `outer` (decoded from `packet`, tracked as flow
@@ -1681,6 +1576,48 @@ fn is_group_address(a: IpAddr) -> bool {
     match a {
         IpAddr::V4(v4) => v4.is_broadcast() || v4.is_multicast() || v4.octets()[3] == 255,
         IpAddr::V6(v6) => v6.is_multicast(),
+    }
+}
+
+impl<E: FlowExtractor, S, Sk: EventSink<E::Key, S>> Frames<Sk> for FlowTracker<E, S> {
+    type Extractor = E;
+    type State = S;
+
+    #[inline(always)]
+    fn tracker(&self) -> &FlowTracker<E, S> {
+        self
+    }
+
+    #[inline(always)]
+    fn tracker_mut(&mut self) -> &mut FlowTracker<E, S> {
+        self
+    }
+
+    /// Track a whole packet (a frame, or a datagram rebuilt from fragments, which was
+    /// counted as a packet already) and the tunnels inside it; `hint` as for `track`.
+    #[inline]
+    fn whole(
+        &mut self,
+        packet: &PacketView<'_>,
+        extracted: &Keyed<E::Key>,
+        count: bool,
+        hint: u32,
+        sink: &mut Sk,
+    ) -> Disposition {
+        let disposition = self.handle_keyed(packet, extracted, count, hint, sink);
+        // Only UDP and the IP protocols tunnels use can carry one: TCP, most of the
+        // traffic, skips the call.
+        if let (Ok(outer), Disposition::Tracked { flow, .. }) = (extracted, disposition) {
+            if !matches!(outer.headers.transport, Transport::Tcp(_)) {
+                // The tracker has no streams: an inner TCP segment needs nothing more.
+                if let Some(InnerTcp { datagram: Some(d), .. }) =
+                    self.follow_tunnels(packet, &outer.headers, flow, 0, sink)
+                {
+                    self.defrag.recycle(d);
+                }
+            }
+        }
+        disposition
     }
 }
 
