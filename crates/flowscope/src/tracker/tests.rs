@@ -714,6 +714,14 @@ fn flow_entry_stays_within_four_cache_lines() {
     // unnoticed.
     let slot = core::mem::size_of::<table::Slot<FiveTupleKey, Flow<()>>>();
     assert!(slot <= 256, "{slot}");
+    // The driver's entries add its state: the user's (none here), and the streams'
+    // pointer or, until there are streams, where they start, sharing one field.
+    #[cfg(feature = "reassembler")]
+    {
+        type Driven = Flow<crate::driver::FlowState<()>>;
+        let slot = core::mem::size_of::<table::Slot<FiveTupleKey, Driven>>();
+        assert!(slot <= 272, "{slot}");
+    }
 }
 
 #[test]
