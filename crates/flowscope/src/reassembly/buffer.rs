@@ -10,10 +10,22 @@ const POOL_KEEP_CAPACITY: usize = 4096;
 
 #[derive(Debug, Default)]
 pub(super) struct OutOfOrder {
-    // Invariant: sorted by start; for consecutive ranges a, b: a.end < b.start (no
-    // overlap, no adjacency); `len` is the sum of the ranges' lengths.
-    ranges: Vec<(u64, Vec<u8>)>,
+    /// The bytes held: the sum of the ranges' lengths. No range is empty, so this is 0
+    /// exactly when there are no ranges, which the in-order path asks on every segment
+    /// without reaching into `store`.
     len: usize,
+    /// The ranges and the spare buffers, made when the first segment is buffered and kept
+    /// until the reassembler is reset. Inline they were 48 bytes in each side of every
+    /// stream state, most of which never buffer a byte; boxed, 8 (with `FinAt`, a side's
+    /// state went 192 -> 144 bytes, `reassembly::tests::a_sides_state_is_144_bytes`).
+    store: Option<Box<Store>>,
+}
+
+#[derive(Debug, Default)]
+struct Store {
+    // Invariant: sorted by start; for consecutive ranges a, b: a.end < b.start (no
+    // overlap, no adjacency); no range is empty.
+    ranges: Vec<(u64, Vec<u8>)>,
     pool: Vec<Vec<u8>>,
 }
 
@@ -23,12 +35,17 @@ impl OutOfOrder {
     }
 
     pub(super) fn is_empty(&self) -> bool {
-        self.ranges.is_empty()
+        self.len == 0
+    }
+
+    /// The ranges held, in order.
+    fn held(&self) -> &[(u64, Vec<u8>)] {
+        self.store.as_deref().map_or(&[], |s| &s.ranges)
     }
 
     /// How many disjoint ranges are held.
     pub(super) fn ranges(&self) -> usize {
-        self.ranges.len()
+        self.held().len()
     }
 
     /// True when `[start, end)` overlaps or touches no held range, so inserting it would
@@ -42,17 +59,18 @@ impl OutOfOrder {
                 return last_end < start;
             }
         }
-        let i = self.ranges.partition_point(|(s, d)| (s + d.len() as u64) < start);
-        self.ranges.get(i).map_or(true, |(s, _)| *s > end)
+        let held = self.held();
+        let i = held.partition_point(|(s, d)| (s + d.len() as u64) < start);
+        held.get(i).map_or(true, |(s, _)| *s > end)
     }
 
     pub(super) fn first_start(&self) -> Option<u64> {
-        self.ranges.first().map(|r| r.0)
+        self.held().first().map(|r| r.0)
     }
 
     /// One past the last buffered byte (`None` when nothing is buffered).
     fn last_end(&self) -> Option<u64> {
-        self.ranges.last().map(|(s, d)| s + d.len() as u64)
+        self.held().last().map(|(s, d)| s + d.len() as u64)
     }
 
     /// Bytes of `[start, end)` no range covers.
@@ -61,9 +79,10 @@ impl OutOfOrder {
             // Past every range (see `is_separate`).
             return (end - start) as usize;
         }
+        let held = self.held();
         let mut covered = 0u64;
-        let first = self.ranges.partition_point(|(s, d)| (s + d.len() as u64) <= start);
-        for (s, d) in &self.ranges[first..] {
+        let first = held.partition_point(|(s, d)| (s + d.len() as u64) <= start);
+        for (s, d) in &held[first..] {
             let e = s + d.len() as u64;
             if e <= start {
                 continue;
@@ -83,8 +102,9 @@ impl OutOfOrder {
         if self.last_end().map_or(true, |last_end| last_end <= start) {
             return false;
         }
-        let first = self.ranges.partition_point(|(s, d)| (s + d.len() as u64) <= start);
-        for (s, d) in &self.ranges[first..] {
+        let held = self.held();
+        let first = held.partition_point(|(s, d)| (s + d.len() as u64) <= start);
+        for (s, d) in &held[first..] {
             if *s >= end {
                 break;
             }
@@ -103,12 +123,13 @@ impl OutOfOrder {
         // The reassembler never buffers an empty segment; one would become an empty
         // range and break the ranges' invariant.
         debug_assert!(!data.is_empty(), "empty segment buffered at {start}");
+        let store = self.store.get_or_insert_with(Box::default);
         // The commonest case: the segment starts exactly where the last range ends (data
         // keeps arriving behind a hole). Appending needs no search, no zero-filling and
         // no merge, and overlaps nothing, so `replace` does not matter. On
         // `gopacket__cip.pcap` (20,155 segments ahead of a hole) `insert` went from 7.30M
         // to 4.51M instructions (callgrind, the CLI's `flows`).
-        if let Some((s, d)) = self.ranges.last_mut() {
+        if let Some((s, d)) = store.ranges.last_mut() {
             if *s + d.len() as u64 == start {
                 d.extend_from_slice(data);
                 self.len += data.len();
@@ -116,32 +137,72 @@ impl OutOfOrder {
             }
         }
         let end = start + data.len() as u64;
+        let ranges = &mut store.ranges;
         // Ranges [i, j) overlap or touch [start, end].
-        let i = self.ranges.partition_point(|(s, d)| (s + d.len() as u64) < start);
-        let j = self.ranges.partition_point(|(s, _)| *s <= end);
-        let lo = self.ranges.get(i).filter(|_| i < j).map_or(start, |r| r.0.min(start));
-        let hi = self.ranges[i..j].last().map_or(end, |(s, d)| (s + d.len() as u64).max(end));
-        if i < j && self.ranges[i].0 <= start {
+        let i = ranges.partition_point(|(s, d)| (s + d.len() as u64) < start);
+        let j = ranges.partition_point(|(s, _)| *s <= end);
+        let lo = ranges.get(i).filter(|_| i < j).map_or(start, |r| r.0.min(start));
+        let hi = ranges[i..j].last().map_or(end, |(s, d)| (s + d.len() as u64).max(end));
+        if i < j && ranges[i].0 <= start {
             // The common case: the segment extends the range it starts in (data keeps
             // arriving behind a hole). That range's storage grows in place, so the cost
             // is per byte inserted, not per byte buffered; rebuilding the whole range for
             // every segment made a long run behind one hole quadratic.
-            let mut base = std::mem::take(&mut self.ranges[i].1);
+            let mut base = std::mem::take(&mut ranges[i].1);
             let base_len = base.len();
             base.resize((hi - lo) as usize, 0);
-            let old_rest = self.merge_tail(&mut base, lo, i + 1..j, start, data, replace, base_len);
+            let old_rest =
+                store.merge_tail(&mut base, lo, i + 1..j, start, data, replace, base_len);
             self.len = self.len - base_len - old_rest + base.len();
-            self.ranges[i].1 = base;
+            store.ranges[i].1 = base;
         } else {
-            let mut merged = self.pool.pop().unwrap_or_default();
+            let mut merged = store.pool.pop().unwrap_or_default();
             merged.clear();
             merged.resize((hi - lo) as usize, 0);
-            let old = self.merge_tail(&mut merged, lo, i..j, start, data, replace, 0);
+            let old = store.merge_tail(&mut merged, lo, i..j, start, data, replace, 0);
             self.len = self.len - old + merged.len();
-            self.ranges.insert(i, (lo, merged));
+            store.ranges.insert(i, (lo, merged));
         }
     }
 
+    /// Take the first range out.
+    pub(super) fn pop_front(&mut self) -> Option<(u64, Vec<u8>)> {
+        let store = self.store.as_deref_mut().filter(|s| !s.ranges.is_empty())?;
+        let (s, d) = store.ranges.remove(0);
+        self.len -= d.len();
+        Some((s, d))
+    }
+
+    /// Give a drained range's storage back for reuse.
+    pub(super) fn recycle(&mut self, v: Vec<u8>) {
+        if let Some(store) = self.store.as_deref_mut() {
+            store.recycle(v);
+        }
+    }
+
+    /// Drop every buffered byte below `offset` (delivered by other means).
+    pub(super) fn discard_below(&mut self, offset: u64) {
+        let Some(store) = self.store.as_deref_mut() else { return };
+        while let Some((s, d)) = store.ranges.first_mut() {
+            let e = *s + d.len() as u64;
+            if e <= offset {
+                self.len -= d.len();
+                let (_, v) = store.ranges.remove(0);
+                store.recycle(v);
+            } else {
+                if *s < offset {
+                    let cut = (offset - *s) as usize;
+                    d.drain(..cut);
+                    *s = offset;
+                    self.len -= cut;
+                }
+                break;
+            }
+        }
+    }
+}
+
+impl Store {
     /// Fill `merged` (covering from `lo`, its first `keep` bytes already old data) with
     /// `data` at `start` and the ranges `idx`, which are removed; old bytes win unless
     /// `replace`. Returns how many old bytes the removed ranges held.
@@ -177,41 +238,11 @@ impl OutOfOrder {
         old
     }
 
-    /// Take the first range out.
-    pub(super) fn pop_front(&mut self) -> Option<(u64, Vec<u8>)> {
-        if self.ranges.is_empty() {
-            return None;
-        }
-        let (s, d) = self.ranges.remove(0);
-        self.len -= d.len();
-        Some((s, d))
-    }
-
-    /// Give a drained range's storage back for reuse.
-    pub(super) fn recycle(&mut self, mut v: Vec<u8>) {
+    /// Keep a range's storage for reuse, if the pool has room and it is small.
+    fn recycle(&mut self, mut v: Vec<u8>) {
         if self.pool.len() < POOL && v.capacity() <= POOL_KEEP_CAPACITY {
             v.clear();
             self.pool.push(v);
-        }
-    }
-
-    /// Drop every buffered byte below `offset` (delivered by other means).
-    pub(super) fn discard_below(&mut self, offset: u64) {
-        while let Some((s, d)) = self.ranges.first_mut() {
-            let e = *s + d.len() as u64;
-            if e <= offset {
-                self.len -= d.len();
-                let (_, v) = self.ranges.remove(0);
-                self.recycle(v);
-            } else {
-                if *s < offset {
-                    let cut = (offset - *s) as usize;
-                    d.drain(..cut);
-                    *s = offset;
-                    self.len -= cut;
-                }
-                break;
-            }
         }
     }
 }

@@ -352,13 +352,40 @@ pub struct DefaultReassembler {
     next: u64,
     /// Largest offset any segment reached (reference for unwrapping).
     seen_end: u64,
-    fin_offset: Option<u64>,
+    fin_offset: FinAt,
     /// Highest offset the peer acknowledged (data up to it was sent, seen or not).
     acked_end: u64,
     ooo: OutOfOrder,
     // Boxed: 8 bytes in every stream state when off (the default), instead of 32.
     recent: Option<Box<Recent>>,
     stats: StreamStats,
+}
+
+/// The stream offset of a side's FIN, once one was seen (the first one counts): an
+/// `Option<u64>` in 8 bytes instead of 16, with `u64::MAX`, an offset no stream reaches,
+/// for none.
+#[derive(Copy, Clone, Debug)]
+struct FinAt(u64);
+
+impl Default for FinAt {
+    fn default() -> Self {
+        FinAt(u64::MAX)
+    }
+}
+
+impl FinAt {
+    #[inline]
+    fn get(self) -> Option<u64> {
+        (self.0 != u64::MAX).then_some(self.0)
+    }
+
+    /// Record a FIN at `offset` unless one was recorded already.
+    #[inline]
+    fn set_once(&mut self, offset: u64) {
+        if self.0 == u64::MAX {
+            self.0 = offset;
+        }
+    }
 }
 
 impl DefaultReassembler {
@@ -382,7 +409,7 @@ impl Reassembler for DefaultReassembler {
     }
 
     fn fin_offset(&self) -> Option<u64> {
-        self.fin_offset
+        self.fin_offset.get()
     }
 
     /// See [`Reassembler::segment`]; in-order bytes go out as slices of `payload`.
@@ -425,7 +452,7 @@ impl Reassembler for DefaultReassembler {
                     // the reassembly_oracle fuzz target: without it, an acknowledgment of
                     // that FIN later read as one missing byte).
                     if fin && payload.len() as u64 == before {
-                        self.fin_offset.get_or_insert(0);
+                        self.fin_offset.set_once(0);
                     }
                     if !payload.is_empty() {
                         self.stats.retransmitted_segments += 1;
@@ -439,7 +466,7 @@ impl Reassembler for DefaultReassembler {
         let len = payload.len() as u64;
         let end = start + len;
         if fin {
-            self.fin_offset.get_or_insert(end);
+            self.fin_offset.set_once(end);
         }
         if len == 0 {
             return Outcome::Ok;
@@ -570,7 +597,7 @@ impl Reassembler for DefaultReassembler {
     /// the peer's last acknowledgment.
     fn finish(&mut self, out: &mut impl FnMut(StreamEvent<'_>)) {
         self.flush(out);
-        let end = self.fin_offset.unwrap_or(self.acked_end);
+        let end = self.fin_offset.get().unwrap_or(self.acked_end);
         if end > self.next {
             self.gap(end - self.next, out);
         }
@@ -617,7 +644,7 @@ impl DefaultReassembler {
     /// Once the peer acknowledged this side's FIN, skip the holes before it.
     #[inline]
     fn release_after_fin(&mut self, out: &mut impl FnMut(StreamEvent<'_>)) {
-        if let Some(fin) = self.fin_offset {
+        if let Some(fin) = self.fin_offset.get() {
             if self.acked_end > fin {
                 self.advance_to(fin, out);
             }
