@@ -80,7 +80,7 @@ enum Command {
     /// Print one line per packet: time, link type, lengths, and the flow key with the
     /// packet's direction, or why it has none.
     Packets {
-        /// Capture files, read in order as one capture.
+        /// Capture files, read in order as one capture; `-` reads standard input.
         #[arg(required = true)]
         files: Vec<PathBuf>,
         /// Silence warnings (such as a capture cut short).

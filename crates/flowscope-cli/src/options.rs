@@ -95,7 +95,8 @@ pub(crate) struct OutputArgs {
 /// Capture files, for the commands that read them.
 #[derive(Debug, Args)]
 pub(crate) struct FileArgs {
-    /// Capture files (pcap or pcapng), read in order as one capture.
+    /// Capture files (pcap or pcapng), read in order as one capture; `-` reads standard
+    /// input (e.g. `tcpdump -w - | flowscope flows -`).
     #[arg(required = true)]
     pub(crate) files: Vec<PathBuf>,
 }

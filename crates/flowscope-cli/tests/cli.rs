@@ -141,3 +141,73 @@ fn a_full_disk_is_a_one_line_error_naming_the_output() {
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("/dev/full: cannot write: No space left on device"), "{err}");
 }
+
+/// `args` with `input` piped to standard input.
+fn run_with_stdin(args: &[&std::ffi::OsStr], input: &[u8]) -> Output {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = bin()
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_vec();
+    // Written from another thread: the child may fill its stdout pipe before it has
+    // read all of its input.
+    let writer = std::thread::spawn(move || {
+        // The child may stop reading early (an error); that is for the test to judge.
+        let _ = stdin.write_all(&input);
+    });
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    out
+}
+
+#[test]
+fn a_dash_reads_the_capture_from_standard_input() {
+    let f = shared("large/gopacket__cip.pcap");
+    let bytes = std::fs::read(&f).unwrap();
+    let from_file = run(&["flows".as_ref(), "-f".as_ref(), "jsonl".as_ref(), f.as_os_str()]);
+    assert!(from_file.status.success(), "{}", text(&from_file.stderr));
+    let piped =
+        run_with_stdin(&["flows".as_ref(), "-f".as_ref(), "jsonl".as_ref(), "-".as_ref()], &bytes);
+    assert!(piped.status.success(), "{}", text(&piped.stderr));
+    assert!(!from_file.stdout.is_empty());
+    assert_eq!(text(&piped.stdout), text(&from_file.stdout));
+
+    // Between files, standard input takes its place in the order.
+    let g = shared("tcp/zeek__syn-then-rst.pcap");
+    let listed = run(&["packets".as_ref(), g.as_os_str(), g.as_os_str()]);
+    let mixed = run_with_stdin(
+        &["packets".as_ref(), g.as_os_str(), "-".as_ref()],
+        &std::fs::read(&g).unwrap(),
+    );
+    assert!(mixed.status.success(), "{}", text(&mixed.stderr));
+    assert_eq!(text(&mixed.stdout), text(&listed.stdout));
+}
+
+#[test]
+fn standard_input_errors_name_it() {
+    let out = run_with_stdin(&["packets".as_ref(), "-".as_ref()], b"this is not a capture at all");
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("<stdin>: not a pcap or pcapng file"), "{err}");
+
+    // A capture cut mid-record on standard input: the packets before it, a warning, 0.
+    let bytes = std::fs::read(shared("large/gopacket__cip.pcap")).unwrap();
+    let out = run_with_stdin(&["packets".as_ref(), "-".as_ref()], &bytes[..bytes.len() - 7]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(!out.stdout.is_empty());
+    let err = text(&out.stderr);
+    assert!(err.starts_with("flowscope: warning: <stdin>: "), "{err}");
+
+    let out = run_with_stdin(&["packets".as_ref(), "-".as_ref(), "-".as_ref()], &bytes);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("can be read only once"), "{err}");
+}
