@@ -3,11 +3,15 @@
 
 use std::fs::File;
 use std::io::{IsTerminal, Read};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context, Result};
+use flowscope::packet::LinkType;
 use flowscope::pcap::{PcapBatch, PcapError, PcapPacket, PcapReader};
 use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::bpf::Program;
+use crate::options::FileArgs;
 
 /// Totals over all inputs, for `stats` and the progress line.
 #[derive(Debug, Default, Clone, Copy)]
@@ -15,6 +19,8 @@ pub(crate) struct ReadTotals {
     pub(crate) packets: u64,
     pub(crate) bytes: u64,
     pub(crate) skipped_link_type: u64,
+    /// Packets `--bpf` left out (counted in `packets` and `bytes`, never tracked).
+    pub(crate) filtered: u64,
     pub(crate) first_ts: Option<flowscope::Timestamp>,
     pub(crate) last_ts: Option<flowscope::Timestamp>,
 }
@@ -62,27 +68,165 @@ impl Read for Source {
 
 /// Records read at a time: the driver takes them in groups (`FlowDriver::handle_batch`).
 pub(crate) const READ_BATCH: usize = 64;
+// A batch's filter results are one bit a packet in a `u64`.
+const _: () = assert!(READ_BATCH <= 64);
 
-/// Call `each` for every packet of `files`, in order. A file cut short mid-record ends
-/// with a warning (unless `quiet`); any other read problem is an error naming the file
-/// and, where there is one, the byte offset.
+/// A `--bpf` filter over capture files, as `tcpdump -r FILE EXPR` applies one: libpcap
+/// compiles the expression for each link type the input holds (pcapng interfaces may
+/// differ), as it would for tcpdump, and [`crate::bpf`] runs the program on each packet.
+/// libpcap is the reference for what the syntax means, so it compiles it rather than a
+/// filter language of our own.
+struct Filter {
+    expr: String,
+    /// Compiled programs, one per link type met (a handful at most).
+    programs: Vec<(LinkType, Program)>,
+}
+
+impl Filter {
+    fn new(expr: &str) -> Self {
+        Filter { expr: expr.to_owned(), programs: Vec::new() }
+    }
+
+    /// Whether `packet` matches (`len`, `greater` and `less` test its length on the
+    /// wire, as in tcpdump).
+    fn keeps(&mut self, packet: &PcapPacket<'_>) -> Result<bool> {
+        let at = match self.programs.iter().position(|(l, _)| *l == packet.link) {
+            Some(at) => at,
+            None => {
+                let program = self.compile(packet.link)?;
+                self.programs.push((packet.link, program));
+                self.programs.len() - 1
+            }
+        };
+        Ok(self.programs[at].1.matches(packet.data, packet.orig_len))
+    }
+
+    fn compile(&self, link: LinkType) -> Result<Program> {
+        let what = || format!("capture filter {:?} (link type {})", self.expr, link.0);
+        let compiled = compile(&self.expr, link).with_context(what)?;
+        Program::from_pcap(&compiled).with_context(what)
+    }
+}
+
+/// `expr` compiled by libpcap for captures of link type `link`.
+pub(crate) fn compile(expr: &str, link: LinkType) -> Result<pcap::BpfProgram> {
+    if let Some(cap) = savefile_handle(link) {
+        return Ok(cap.compile(expr, true)?);
+    }
+    // libpcap compiles for a DLT value, which equals the LINKTYPE value in files for
+    // every link type flowscope decodes but raw IP (LINKTYPE_RAW 101; DLT_RAW 12 or 14
+    // by platform, so it is asked for by name).
+    let dlt = if link == LinkType::RAW {
+        pcap::Linktype::from_name("RAW")?
+    } else {
+        pcap::Linktype(link.0 as i32)
+    };
+    Ok(pcap::Capture::dead(dlt)?.compile(expr, true)?)
+}
+
+/// A libpcap handle on an empty capture file of link type `link`, to compile filters
+/// against; `None` when no such file could be written.
+///
+/// libpcap compiles some filters differently for capture files than for other handles,
+/// and these are what tcpdump gives for `-r FILE`: on BSD loopback captures (LINKTYPE
+/// NULL and LOOP) `ip6` matches the AF_INET6 value of every BSD, since a file may come
+/// from any of them, where a handle made with `pcap_open_dead` matches only the local
+/// system's (and so nothing in a capture from macOS, on Linux). The file is written in
+/// this machine's byte order: for a NULL capture written on a machine of the other
+/// order, whose headers tcpdump would swap, `ip` and `ip6` do not match.
+fn savefile_handle(link: LinkType) -> Option<pcap::Capture<pcap::Offline>> {
+    let mut header = Vec::with_capacity(24);
+    header.extend_from_slice(&0xa1b2_c3d4u32.to_ne_bytes());
+    header.extend_from_slice(&2u16.to_ne_bytes());
+    header.extend_from_slice(&4u16.to_ne_bytes());
+    header.extend_from_slice(&[0; 8]); // time zone, timestamp accuracy
+    header.extend_from_slice(&262_144u32.to_ne_bytes()); // snapshot length
+    header.extend_from_slice(&link.0.to_ne_bytes());
+    let dir = std::env::temp_dir();
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    for attempt in 0..4u32 {
+        let path = dir.join(format!(
+            "flowscope-bpf-{}-{}-{}.pcap",
+            std::process::id(),
+            link.0,
+            stamp.wrapping_add(attempt)
+        ));
+        // `create_new`: never through a file or link someone else put there.
+        let Ok(mut file) = File::options().write(true).create_new(true).open(&path) else {
+            continue;
+        };
+        let written = std::io::Write::write_all(&mut file, &header);
+        drop(file);
+        let cap = written.ok().and_then(|()| pcap::Capture::from_file(&path).ok());
+        let _ = std::fs::remove_file(&path);
+        return cap;
+    }
+    None
+}
+
+/// A batch as read, and which of its packets passed the filter.
+pub(crate) struct Kept<'a> {
+    batch: PcapBatch<'a>,
+    /// Bit `i` set: packet `i` passed (`READ_BATCH` is at most 64).
+    mask: u64,
+}
+
+impl<'a> Kept<'a> {
+    /// The packets that passed, in file order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = PcapPacket<'a>> + 'a {
+        let mut rest = self.mask;
+        self.batch.iter().filter(move |_| {
+            let passed = rest & 1 != 0;
+            rest >>= 1;
+            passed
+        })
+    }
+
+    /// The whole batch, when every packet passed (no filter, or one that kept them all).
+    pub(crate) fn all(&self) -> Option<&PcapBatch<'a>> {
+        (self.mask.count_ones() as usize == self.batch.len()).then_some(&self.batch)
+    }
+
+    fn passed(&self, i: usize) -> bool {
+        self.mask.checked_shr(i as u32).is_some_and(|m| m & 1 != 0)
+    }
+}
+
+/// Call `each` for every packet of the input that passes its filter, in order, with
+/// the packet's number in the input (from 1, filtered packets included, as tshark
+/// numbers frames). A file cut short mid-record ends with a warning (unless `quiet`);
+/// any other read problem is an error naming the file and, where there is one, the byte
+/// offset.
 pub(crate) fn for_each_packet(
-    files: &[PathBuf],
+    input: &FileArgs,
     quiet: bool,
     show: Progress,
-    mut each: impl FnMut(&PcapPacket<'_>) -> Result<()>,
+    mut each: impl FnMut(u64, &PcapPacket<'_>) -> Result<()>,
 ) -> Result<ReadTotals> {
-    for_each_batch(files, quiet, show, |batch| batch.iter().try_for_each(|p| each(&p)))
+    let mut number = 0u64;
+    for_each_batch(input, quiet, show, |kept| {
+        let base = number;
+        number += kept.batch.len() as u64;
+        kept.batch
+            .iter()
+            .enumerate()
+            .filter(|&(i, _)| kept.passed(i))
+            .try_for_each(|(i, p)| each(base + i as u64 + 1, &p))
+    })
 }
 
 /// [`for_each_packet`], the packets handed over up to [`READ_BATCH`] at a time (as
-/// many as the reader holds whole; never none).
+/// many as the reader holds whole; never none, though a filter may keep none of them).
 pub(crate) fn for_each_batch(
-    files: &[PathBuf],
+    input: &FileArgs,
     quiet: bool,
     show: Progress,
-    mut each: impl FnMut(&PcapBatch<'_>) -> Result<()>,
+    mut each: impl FnMut(&Kept<'_>) -> Result<()>,
 ) -> Result<ReadTotals> {
+    let files = &input.files[..];
+    let mut filter = input.bpf.as_deref().map(Filter::new);
     if files.iter().filter(|f| is_stdin(f)).count() > 1 {
         anyhow::bail!("standard input (`-`) can be read only once");
     }
@@ -117,7 +261,16 @@ pub(crate) fn for_each_batch(
                         totals.first_ts = Some(totals.first_ts.map_or(p.ts, |t| t.min(p.ts)));
                         totals.last_ts = Some(totals.last_ts.map_or(p.ts, |t| t.max(p.ts)));
                     }
-                    each(&batch)?;
+                    let mut mask = u64::MAX.checked_shr(64 - batch.len() as u32).unwrap_or(0);
+                    if let Some(f) = filter.as_mut() {
+                        for (i, p) in batch.iter().enumerate() {
+                            if !f.keeps(&p)? {
+                                mask &= !(1 << i);
+                                totals.filtered += 1;
+                            }
+                        }
+                    }
+                    each(&Kept { batch, mask })?;
                     if totals.packets >= next_progress {
                         next_progress = totals.packets + 65536;
                         if let Some(b) = &bar {

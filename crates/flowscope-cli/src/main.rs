@@ -2,6 +2,7 @@
 //!
 //! This file parses arguments and dispatches; each command lives in its own module.
 
+mod bpf;
 mod flows;
 mod input;
 mod live;
@@ -80,9 +81,8 @@ enum Command {
     /// Print one line per packet: time, link type, lengths, and the flow key with the
     /// packet's direction, or why it has none.
     Packets {
-        /// Capture files, read in order as one capture; `-` reads standard input.
-        #[arg(required = true)]
-        files: Vec<PathBuf>,
+        #[command(flatten)]
+        input: options::FileArgs,
         /// Silence warnings (such as a capture cut short).
         #[arg(short, long)]
         quiet: bool,
@@ -99,12 +99,12 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
-        Command::Packets { files, quiet } => packets::run(&files, quiet),
+        Command::Packets { input, quiet } => packets::run(&input, quiet),
         Command::Flows { input, opts, out } => {
-            flows::flows(Source::Files(&input.files), &opts, out.format, out.output.as_ref())
+            flows::flows(Source::Files(&input), &opts, out.format, out.output.as_ref())
         }
-        Command::Streams { input, opts, dir } => streams::streams(&input.files, &opts, &dir),
-        Command::Stats { input, opts } => stats::stats(&input.files, &opts),
+        Command::Streams { input, opts, dir } => streams::streams(&input, &opts, &dir),
+        Command::Stats { input, opts } => stats::stats(&input, &opts),
         Command::Live { live, opts, out } => {
             live_flows(&live, &opts, out.format, out.output.as_ref())
         }

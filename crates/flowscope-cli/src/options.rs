@@ -99,6 +99,11 @@ pub(crate) struct FileArgs {
     /// input (e.g. `tcpdump -w - | flowscope flows -`).
     #[arg(required = true)]
     pub(crate) files: Vec<PathBuf>,
+    /// Only packets matching this filter, in tcpdump's (BPF) syntax, as `tcpdump -r FILE
+    /// EXPR` reads them (libpcap compiles it for each link type in the input); `stats`
+    /// counts the rest as filtered out.
+    #[arg(long, value_name = "EXPR")]
+    pub(crate) bpf: Option<String>,
 }
 
 impl TrackOpts {

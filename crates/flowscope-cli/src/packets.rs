@@ -2,25 +2,23 @@
 //! extractor make of a capture.
 
 use std::io::{self, BufWriter, Write};
-use std::path::PathBuf;
 
 use anyhow::Result;
 use flowscope::extract::{Extracted, FiveTuple, FiveTupleKey, FlowExtractor, L4Proto};
 use flowscope::packet::{decode_encapsulated, encapsulated, Transport, TunnelConfig};
 
 use crate::input::{for_each_packet, Progress};
+use crate::options::FileArgs;
 
 /// Print every packet of `files`, in order.
-pub(crate) fn run(files: &[PathBuf], quiet: bool) -> Result<()> {
+pub(crate) fn run(input: &FileArgs, quiet: bool) -> Result<()> {
     let stdout = io::stdout();
     let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
     let extractor = FiveTuple::new();
     let tunnels = TunnelConfig::default();
-    let mut index = 0u64;
     // Reading, the cut-capture warning and the error lines are `input`'s; a dropped
     // BufWriter flushes, so the lines before an error are out before it is printed.
-    for_each_packet(files, quiet, Progress::Never, |packet| {
-        index += 1;
+    for_each_packet(input, quiet, Progress::Never, |index, packet| {
         let view = packet.view();
         write!(
             out,

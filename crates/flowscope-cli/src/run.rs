@@ -1,6 +1,5 @@
 //! The tracking loop the `flows`, `streams`, `stats` and `live` commands share.
 
-use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
@@ -9,21 +8,21 @@ use flowscope::driver::{DriverEvent, DriverSink, FlowDriver};
 use flowscope::event::{AnomalyKind, FlowEvent, FlowSide};
 use flowscope::extract::{FiveTuple, FiveTupleKey};
 use flowscope::packet::{LinkType, PacketView};
-use flowscope::pcap::PcapBatch;
+use flowscope::pcap::PcapPacket;
 use flowscope::tracker::{Disposition, FlowId, TrackerStats, MAX_LISTED_LAYERS};
 use flowscope::Timestamp;
 
-use crate::input::{for_each_batch, Progress, ReadTotals, READ_BATCH};
+use crate::input::{for_each_batch, Kept, Progress, ReadTotals, READ_BATCH};
 use crate::live::{capture, LiveInput, LiveOpts};
 use crate::metrics::Metrics;
-use crate::options::TrackOpts;
+use crate::options::{FileArgs, TrackOpts};
 use crate::record::{ConnRecord, FlowMeta};
 
 /// Where packets come from.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Source<'a> {
-    /// Capture files, read in order as one capture.
-    Files(&'a [PathBuf]),
+    /// Capture files, read in order as one capture, and their filter.
+    Files(&'a FileArgs),
     /// A live interface, until `stop` is set.
     Live(&'a LiveOpts, &'a AtomicBool),
 }
@@ -128,16 +127,17 @@ impl<H: FnMut(Event<'_>) -> Result<()>> Tracking<H> {
     /// A batch of packets: through `handle_batch`, which overlaps the flow table's cache
     /// misses once the table outgrows the caches. Interim records are due between two
     /// packets, so with `--active-timeout` the packets go one at a time.
-    fn batch(&mut self, batch: &PcapBatch<'_>) -> Result<()> {
+    fn batch(&mut self, batch: &Kept<'_>) -> Result<()> {
         if self.active_timeout.is_some() {
             return batch.iter().try_for_each(|p| self.packet(&p.view()));
         }
         let mut views = [PacketView::new(Timestamp::ZERO, LinkType::ETHERNET, &[]); READ_BATCH];
-        let mut n = 0;
-        for (slot, p) in views.iter_mut().zip(batch.iter()) {
-            *slot = p.view();
-            n += 1;
-        }
+        // The whole batch apart: the filtered walk cost every packet 9 instructions
+        // (callgrind, the CLI on the merged capture) when nothing was filtered.
+        let n = match batch.all() {
+            Some(all) => fill_views(all.iter(), &mut views),
+            None => fill_views(batch.iter(), &mut views),
+        };
         self.driver.handle_batch(&views[..n], &mut self.emit, |_| {});
         self.emit.error.take().map_or(Ok(()), Err)
     }
@@ -167,6 +167,19 @@ impl<H: FnMut(Event<'_>) -> Result<()>> Tracking<H> {
         self.emit.send(Event::Tick);
         self.emit.error.take().map_or(Ok(()), Err)
     }
+}
+
+/// `views` from `packets`, as many as both hold; returns how many.
+fn fill_views<'a>(
+    packets: impl Iterator<Item = PcapPacket<'a>>,
+    views: &mut [PacketView<'a>; READ_BATCH],
+) -> usize {
+    let mut n = 0;
+    for (slot, p) in views.iter_mut().zip(packets) {
+        *slot = p.view();
+        n += 1;
+    }
+    n
 }
 
 /// Run the driver over the source; `handle` gets every event, in order.

@@ -5,14 +5,12 @@ use std::io::{self, Write};
 use std::net::IpAddr;
 use std::time::Instant;
 
-use std::path::PathBuf;
-
 use anyhow::Result;
 
-use crate::options::TrackOpts;
+use crate::options::{FileArgs, TrackOpts};
 use crate::run::{run, Event, Source};
 
-pub(crate) fn stats(files: &[PathBuf], opts: &TrackOpts) -> Result<()> {
+pub(crate) fn stats(input: &FileArgs, opts: &TrackOpts) -> Result<()> {
     let started = Instant::now();
     let mut by_proto: BTreeMap<&'static str, u64> = BTreeMap::new();
     let mut by_reason: BTreeMap<&'static str, u64> = BTreeMap::new();
@@ -21,7 +19,7 @@ pub(crate) fn stats(files: &[PathBuf], opts: &TrackOpts) -> Result<()> {
     let mut talkers: HashMap<IpAddr, u64> = HashMap::new();
     let (mut flows, mut flow_bytes, mut flow_packets, mut missed) = (0u64, 0u64, 0u64, 0u64);
     let mut inconsistent = 0u64;
-    let summary = run(Source::Files(files), opts, |e| {
+    let summary = run(Source::Files(input), opts, |e| {
         match e {
             Event::Ended(r, _) => {
                 flows += 1;
@@ -45,6 +43,9 @@ pub(crate) fn stats(files: &[PathBuf], opts: &TrackOpts) -> Result<()> {
     let (read, t) = (summary.read, summary.tracker);
     let out = &mut io::stdout().lock();
     writeln!(out, "packets read        {}", read.packets)?;
+    if input.bpf.is_some() {
+        writeln!(out, "  filtered out      {}", read.filtered)?;
+    }
     // The ledger: every frame read, and every packet found inside a tunnel, has one
     // outcome; a datagram rebuilt from fragments counts once.
     let decap = t.tunnels.decapsulated();

@@ -3,13 +3,13 @@
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context, Result};
 use flowscope::event::FlowSide;
 use flowscope::extract::FiveTupleKey;
 
-use crate::options::TrackOpts;
+use crate::options::{FileArgs, TrackOpts};
 use crate::run::{run, Event, Source};
 
 /// At most this many stream files are open at once, whatever the number of flows; the
@@ -45,7 +45,7 @@ struct Open {
     tick: u64,
 }
 
-pub(crate) fn streams(files: &[PathBuf], opts: &TrackOpts, dir: &Path) -> Result<()> {
+pub(crate) fn streams(input: &FileArgs, opts: &TrackOpts, dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create", dir.display()))?;
     let index_path = dir.join("index.jsonl");
     let mut index = BufWriter::new(
@@ -53,7 +53,7 @@ pub(crate) fn streams(files: &[PathBuf], opts: &TrackOpts, dir: &Path) -> Result
             .with_context(|| format!("{}: cannot create", index_path.display()))?,
     );
     let mut st = Open { flows: HashMap::new(), files: Vec::new(), tick: 0 };
-    run(Source::Files(files), opts, |e| {
+    run(Source::Files(input), opts, |e| {
         match e {
             Event::Started { key, serial } => {
                 st.flows.insert(key, (serial, [Side::default(), Side::default()]));
