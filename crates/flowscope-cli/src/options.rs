@@ -95,8 +95,8 @@ pub(crate) struct OutputArgs {
 /// Capture files, for the commands that read them.
 #[derive(Debug, Args)]
 pub(crate) struct FileArgs {
-    /// Capture files (pcap or pcapng), read in order as one capture; `-` reads standard
-    /// input (e.g. `tcpdump -w - | flowscope flows -`).
+    /// Capture files (pcap or pcapng, either gzip-compressed or not), read in order as
+    /// one capture; `-` reads standard input (e.g. `tcpdump -w - | flowscope flows -`).
     #[arg(required = true)]
     pub(crate) files: Vec<PathBuf>,
     /// Only packets matching this filter, in tcpdump's (BPF) syntax, as `tcpdump -r FILE

@@ -284,3 +284,77 @@ fn bpf_reads_only_the_packets_the_filter_matches() {
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("capture filter \"tcp and (\"") && err.contains("syntax error"), "{err}");
 }
+
+/// `data` gzip-compressed; with `upto`, only its first `upto` bytes, flushed but with
+/// the stream left unfinished (as a download cut short would leave it).
+fn gzip(data: &[u8], upto: Option<usize>) -> Vec<u8> {
+    use std::io::Write;
+    let mut z = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    match upto {
+        None => {
+            z.write_all(data).unwrap();
+            z.finish().unwrap()
+        }
+        Some(n) => {
+            z.write_all(&data[..n]).unwrap();
+            z.flush().unwrap();
+            z.get_ref().clone()
+        }
+    }
+}
+
+#[test]
+fn gzip_captures_read_as_the_capture_inside() {
+    let plain = shared("large/gopacket__cip.pcap");
+    let bytes = std::fs::read(&plain).unwrap();
+    let dir = std::env::temp_dir().join(format!("flowscope-gz-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let gz = dir.join("cip.pcap.gz");
+    std::fs::write(&gz, gzip(&bytes, None)).unwrap();
+    let jsonl = |f: &Path| run(&["flows".as_ref(), "-f".as_ref(), "jsonl".as_ref(), f.as_os_str()]);
+    let want = jsonl(&plain);
+    assert!(want.status.success() && !want.stdout.is_empty());
+    let got = jsonl(&gz);
+    assert!(got.status.success(), "{}", text(&got.stderr));
+    assert_eq!(text(&got.stdout), text(&want.stdout));
+    let piped = run_with_stdin(
+        &["flows".as_ref(), "-f".as_ref(), "jsonl".as_ref(), "-".as_ref()],
+        &gzip(&bytes, None),
+    );
+    assert_eq!(text(&piped.stdout), text(&want.stdout));
+
+    // Cut inside a record: the packets before it, a warning naming the offset in the
+    // decompressed capture, exit 0.
+    let cut = dir.join("cut-inside.pcap.gz");
+    std::fs::write(&cut, gzip(&bytes, Some(bytes.len() / 2))).unwrap();
+    let out = run(&["packets".as_ref(), cut.as_os_str()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(!out.stdout.is_empty());
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("cut-inside.pcap.gz (decompressed): file truncated: record at byte offset"),
+        "{err}"
+    );
+
+    // Cut between two records: the capture inside looks whole, the stream does not.
+    let demo = std::fs::read(root().join("samples/demo.pcap")).unwrap();
+    let first_two = 24 + (16 + 71) + (16 + 87);
+    let cut = dir.join("cut-between.pcap.gz");
+    std::fs::write(&cut, gzip(&demo, Some(first_two))).unwrap();
+    let out = run(&["packets".as_ref(), cut.as_os_str()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).lines().count(), 2);
+    let err = text(&out.stderr);
+    assert!(err.contains("the compressed stream ends early"), "{err}");
+
+    // Not gzip after its magic: one line, exit 1.
+    let junk = dir.join("junk.pcap.gz");
+    // (Compression method 9: only 8, deflate, exists.)
+    std::fs::write(&junk, [0x1f, 0x8b, 9, 0, 0, 0, 0, 0, 0, 0xff, 1, 2, 3, 4]).unwrap();
+    let out = run(&["packets".as_ref(), junk.as_os_str()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("junk.pcap.gz (decompressed): read error at byte offset 0"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
