@@ -416,7 +416,7 @@ mod tests {
     /// captured length for the wire length, so this runs with the two equal).
     #[test]
     fn agrees_with_libpcap_on_the_shared_captures() {
-        use flowscope::packet::LinkType;
+        use crate::input::Compiled;
         use flowscope::pcap::PcapReader;
         use std::collections::HashMap;
 
@@ -456,7 +456,7 @@ mod tests {
         }
         files.sort();
         assert!(files.len() >= 80, "{} captures", files.len());
-        let mut programs: HashMap<(LinkType, usize), Option<(pcap::BpfProgram, Program)>> =
+        let mut programs: HashMap<(Compiled, usize), Option<(pcap::BpfProgram, Program)>> =
             HashMap::new();
         let (mut packets, mut checked, mut matched) = (0u64, 0u64, 0u64);
         for path in &files {
@@ -467,8 +467,9 @@ mod tests {
                 packets += 1;
                 for (f, expr) in FILTERS.iter().enumerate() {
                     // NFLOG has no filtering in libpcap; such link types are skipped.
-                    let entry = programs.entry((p.link, f)).or_insert_with(|| {
-                        let lib = crate::input::compile(expr, p.link).ok()?;
+                    let key = Compiled::of(&p);
+                    let entry = programs.entry((key, f)).or_insert_with(|| {
+                        let lib = crate::input::compile(expr, key).ok()?;
                         let ours = Program::from_pcap(&lib).unwrap();
                         Some((lib, ours))
                     });

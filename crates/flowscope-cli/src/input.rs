@@ -153,8 +153,8 @@ const _: () = assert!(READ_BATCH <= 64);
 /// filter language of our own.
 struct Filter {
     expr: String,
-    /// Compiled programs, one per link type met (a handful at most).
-    programs: Vec<(LinkType, Program)>,
+    /// Compiled programs, one per link type and byte order met (a handful at most).
+    programs: Vec<(Compiled, Program)>,
 }
 
 impl Filter {
@@ -165,27 +165,55 @@ impl Filter {
     /// Whether `packet` matches (`len`, `greater` and `less` test its length on the
     /// wire, as in tcpdump).
     fn keeps(&mut self, packet: &PcapPacket<'_>) -> Result<bool> {
-        let at = match self.programs.iter().position(|(l, _)| *l == packet.link) {
+        let key = Compiled::of(packet);
+        let at = match self.programs.iter().position(|(k, _)| *k == key) {
             Some(at) => at,
             None => {
-                let program = self.compile(packet.link)?;
-                self.programs.push((packet.link, program));
+                let program = self.compile(key)?;
+                self.programs.push((key, program));
                 self.programs.len() - 1
             }
         };
         Ok(self.programs[at].1.matches(packet.data, packet.orig_len))
     }
 
-    fn compile(&self, link: LinkType) -> Result<Program> {
-        let what = || format!("capture filter {:?} (link type {})", self.expr, link.0);
-        let compiled = compile(&self.expr, link).with_context(what)?;
+    fn compile(&self, key: Compiled) -> Result<Program> {
+        let what = || format!("capture filter {:?} (link type {})", self.expr, key.link.0);
+        let compiled = compile(&self.expr, key).with_context(what)?;
         Program::from_pcap(&compiled).with_context(what)
     }
 }
 
+/// What a program is compiled for: a link type, and the byte order of the capturing
+/// host where the link header is written in it (BSD loopback's address family).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct Compiled {
+    pub(crate) link: LinkType,
+    pub(crate) big_endian: bool,
+}
+
+impl Compiled {
+    /// For `packet`. A LINKTYPE_NULL header's family number is in the capturing host's
+    /// order; as the decoder does, the reading that gives a small number is taken to be
+    /// the right one (libpcap goes by the file's byte order, which a pcapng section
+    /// does not tie to the host's, and which flowscope's reader does not hand out per
+    /// packet).
+    pub(crate) fn of(packet: &PcapPacket<'_>) -> Self {
+        let big_endian = if packet.link == LinkType::NULL {
+            packet.data.first_chunk::<4>().is_some_and(|h| u32::from_le_bytes(*h) > 0xffff)
+        } else {
+            cfg!(target_endian = "big")
+        };
+        Compiled { link: packet.link, big_endian }
+    }
+}
+
 /// `expr` compiled by libpcap for captures of link type `link`.
-pub(crate) fn compile(expr: &str, link: LinkType) -> Result<pcap::BpfProgram> {
-    if let Some(cap) = savefile_handle(link) {
+pub(crate) fn compile(
+    expr: &str,
+    Compiled { link, big_endian }: Compiled,
+) -> Result<pcap::BpfProgram> {
+    if let Some(cap) = savefile_handle(link, big_endian) {
         return Ok(cap.compile(expr, true)?);
     }
     // libpcap compiles for a DLT value, which equals the LINKTYPE value in files for
@@ -207,16 +235,18 @@ pub(crate) fn compile(expr: &str, link: LinkType) -> Result<pcap::BpfProgram> {
 /// NULL and LOOP) `ip6` matches the AF_INET6 value of every BSD, since a file may come
 /// from any of them, where a handle made with `pcap_open_dead` matches only the local
 /// system's (and so nothing in a capture from macOS, on Linux). The file is written in
-/// this machine's byte order: for a NULL capture written on a machine of the other
-/// order, whose headers tcpdump would swap, `ip` and `ip6` do not match.
-fn savefile_handle(link: LinkType) -> Option<pcap::Capture<pcap::Offline>> {
+/// `big_endian` byte order, which is what libpcap goes by for a NULL header's family
+/// number (swapping its constants when the file's order is not the host's).
+fn savefile_handle(link: LinkType, big_endian: bool) -> Option<pcap::Capture<pcap::Offline>> {
+    let w32 = |v: u32| if big_endian { v.to_be_bytes() } else { v.to_le_bytes() };
+    let w16 = |v: u16| if big_endian { v.to_be_bytes() } else { v.to_le_bytes() };
     let mut header = Vec::with_capacity(24);
-    header.extend_from_slice(&0xa1b2_c3d4u32.to_ne_bytes());
-    header.extend_from_slice(&2u16.to_ne_bytes());
-    header.extend_from_slice(&4u16.to_ne_bytes());
+    header.extend_from_slice(&w32(0xa1b2_c3d4));
+    header.extend_from_slice(&w16(2));
+    header.extend_from_slice(&w16(4));
     header.extend_from_slice(&[0; 8]); // time zone, timestamp accuracy
-    header.extend_from_slice(&262_144u32.to_ne_bytes()); // snapshot length
-    header.extend_from_slice(&link.0.to_ne_bytes());
+    header.extend_from_slice(&w32(262_144)); // snapshot length
+    header.extend_from_slice(&w32(link.0));
     let dir = std::env::temp_dir();
     let stamp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

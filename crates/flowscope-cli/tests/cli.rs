@@ -358,3 +358,36 @@ fn gzip_captures_read_as_the_capture_inside() {
     assert!(err.contains("junk.pcap.gz (decompressed): read error at byte offset 0"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn bpf_reads_bsd_loopback_family_numbers_in_either_byte_order() {
+    use flowscope::packet::LinkType;
+    use flowscope::testkit::{flags, write_pcap, Frame};
+    use flowscope::Timestamp;
+    // Two TCP/IPv4 packets on BSD loopback (LINKTYPE_NULL), the family number (2)
+    // written by a little-endian host and by a big-endian one, then UDP/IPv6 from a
+    // big-endian macOS (family 30).
+    let (a, b) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
+    let (a6, b6) = ("2001:db8::1".parse().unwrap(), "2001:db8::2".parse().unwrap());
+    let tcp = || Frame::tcp(a, 40000, b, 80, flags::SYN, 1, 0).link(LinkType::NULL).build();
+    let le = tcp();
+    let mut be = tcp();
+    be[..4].copy_from_slice(&2u32.to_be_bytes());
+    let mut udp6 = Frame::udp(a6, 5353, b6, 5353).link(LinkType::NULL).build();
+    udp6[..4].copy_from_slice(&30u32.to_be_bytes());
+    let ts = |s| Timestamp::from_secs_micros(s, 0);
+    let file = write_pcap(LinkType::NULL, 65535, &[(ts(1), le), (ts(2), be), (ts(3), udp6)]);
+    let dir = std::env::temp_dir().join(format!("flowscope-null-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("null.pcap");
+    std::fs::write(&path, file).unwrap();
+    let kept = |expr: &str| -> Vec<String> {
+        let out = run(&["packets".as_ref(), "--bpf".as_ref(), expr.as_ref(), path.as_os_str()]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stdout).lines().map(|l| l.split(' ').next().unwrap().to_string()).collect()
+    };
+    assert_eq!(kept("ip and tcp port 80"), ["1", "2"]);
+    assert_eq!(kept("ip6 and udp"), ["3"]);
+    assert_eq!(kept("ip6 and tcp"), Vec::<String>::new());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
