@@ -10,7 +10,7 @@ use flowscope::packet::{decode_encapsulated, encapsulated, Transport, TunnelConf
 use crate::input::{for_each_packet, Progress};
 use crate::options::FileArgs;
 
-/// Print every packet of `files`, in order.
+/// Print every packet of `input` that passes its filter, in order.
 pub(crate) fn run(input: &FileArgs, quiet: bool) -> Result<()> {
     let stdout = io::stdout();
     let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
