@@ -281,8 +281,14 @@ pub(crate) struct Kept<'a> {
 impl<'a> Kept<'a> {
     /// The packets that passed, in file order.
     pub(crate) fn iter(&self) -> impl Iterator<Item = PcapPacket<'a>> + 'a {
+        self.numbered().map(|(_, p)| p)
+    }
+
+    /// The packets that passed, each with its place in the batch.
+    fn numbered(&self) -> impl Iterator<Item = (usize, PcapPacket<'a>)> + 'a {
+        // The mask shifted along the walk, rather than bit `i` tested for each.
         let mut rest = self.mask;
-        self.batch.iter().filter(move |_| {
+        self.batch.iter().enumerate().filter(move |_| {
             let passed = rest & 1 != 0;
             rest >>= 1;
             passed
@@ -292,10 +298,6 @@ impl<'a> Kept<'a> {
     /// The whole batch, when every packet passed (no filter, or one that kept them all).
     pub(crate) fn all(&self) -> Option<&PcapBatch<'a>> {
         (self.mask.count_ones() as usize == self.batch.len()).then_some(&self.batch)
-    }
-
-    fn passed(&self, i: usize) -> bool {
-        self.mask.checked_shr(i as u32).is_some_and(|m| m & 1 != 0)
     }
 }
 
@@ -314,11 +316,7 @@ pub(crate) fn for_each_packet(
     for_each_batch(input, quiet, show, |kept| {
         let base = number;
         number += kept.batch.len() as u64;
-        kept.batch
-            .iter()
-            .enumerate()
-            .filter(|&(i, _)| kept.passed(i))
-            .try_for_each(|(i, p)| each(base + i as u64 + 1, &p))
+        kept.numbered().try_for_each(|(i, p)| each(base + i as u64 + 1, &p))
     })
 }
 

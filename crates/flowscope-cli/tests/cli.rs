@@ -25,6 +25,16 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
+/// `out` failed with exit 1 and one line on stderr holding each of `needles`.
+fn fails_in_one_line(out: &Output, needles: &[&str]) {
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    for n in needles {
+        assert!(err.contains(n), "{err}");
+    }
+}
+
 #[test]
 fn packets_on_the_demo_sample() {
     let out = run(&["packets".as_ref(), root().join("samples/demo.pcap").as_os_str()]);
@@ -63,19 +73,13 @@ fn several_files_read_as_one_capture() {
 #[test]
 fn missing_file_is_one_line_and_exit_1() {
     let out = run(&["packets".as_ref(), "/nonexistent/x.pcap".as_ref()]);
-    assert_eq!(out.status.code(), Some(1));
-    let err = text(&out.stderr);
-    assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(err.contains("/nonexistent/x.pcap") && err.contains("cannot open"), "{err}");
+    fails_in_one_line(&out, &["/nonexistent/x.pcap", "cannot open"]);
 }
 
 #[test]
 fn garbage_names_the_file_and_exits_1() {
     let out = run(&["packets".as_ref(), root().join("Cargo.toml").as_os_str()]);
-    assert_eq!(out.status.code(), Some(1));
-    let err = text(&out.stderr);
-    assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(err.contains("Cargo.toml: not a pcap or pcapng file"), "{err}");
+    fails_in_one_line(&out, &["Cargo.toml: not a pcap or pcapng file"]);
 }
 
 #[test]
@@ -136,10 +140,7 @@ fn a_full_disk_is_a_one_line_error_naming_the_output() {
         "-o".as_ref(),
         "/dev/full".as_ref(),
     ]);
-    assert_eq!(out.status.code(), Some(1));
-    let err = text(&out.stderr);
-    assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(err.contains("/dev/full: cannot write: No space left on device"), "{err}");
+    fails_in_one_line(&out, &["/dev/full: cannot write: No space left on device"]);
 }
 
 /// `args` with `input` piped to standard input.
@@ -192,10 +193,7 @@ fn a_dash_reads_the_capture_from_standard_input() {
 #[test]
 fn standard_input_errors_name_it() {
     let out = run_with_stdin(&["packets".as_ref(), "-".as_ref()], b"this is not a capture at all");
-    assert_eq!(out.status.code(), Some(1));
-    let err = text(&out.stderr);
-    assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(err.contains("<stdin>: not a pcap or pcapng file"), "{err}");
+    fails_in_one_line(&out, &["<stdin>: not a pcap or pcapng file"]);
 
     // A capture cut mid-record on standard input: the packets before it, a warning, 0.
     let bytes = std::fs::read(shared("large/gopacket__cip.pcap")).unwrap();
@@ -206,10 +204,7 @@ fn standard_input_errors_name_it() {
     assert!(err.starts_with("flowscope: warning: <stdin>: "), "{err}");
 
     let out = run_with_stdin(&["packets".as_ref(), "-".as_ref(), "-".as_ref()], &bytes);
-    assert_eq!(out.status.code(), Some(1));
-    let err = text(&out.stderr);
-    assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(err.contains("can be read only once"), "{err}");
+    fails_in_one_line(&out, &["can be read only once"]);
 }
 
 #[test]
@@ -285,10 +280,7 @@ fn bpf_reads_only_the_packets_the_filter_matches() {
 
     // A filter libpcap cannot compile: one line naming it, exit 1.
     let out = bpf("flows", "tcp and (");
-    assert_eq!(out.status.code(), Some(1));
-    let err = text(&out.stderr);
-    assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(err.contains("capture filter \"tcp and (\"") && err.contains("syntax error"), "{err}");
+    fails_in_one_line(&out, &["capture filter \"tcp and (\"", "syntax error"]);
 }
 
 /// `data` gzip-compressed; with `upto`, only its first `upto` bytes, flushed but with
@@ -358,10 +350,7 @@ fn gzip_captures_read_as_the_capture_inside() {
     // (Compression method 9: only 8, deflate, exists.)
     std::fs::write(&junk, [0x1f, 0x8b, 9, 0, 0, 0, 0, 0, 0, 0xff, 1, 2, 3, 4]).unwrap();
     let out = run(&["packets".as_ref(), junk.as_os_str()]);
-    assert_eq!(out.status.code(), Some(1));
-    let err = text(&out.stderr);
-    assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(err.contains("junk.pcap.gz (decompressed): read error at byte offset 0"), "{err}");
+    fails_in_one_line(&out, &["junk.pcap.gz (decompressed): read error at byte offset 0"]);
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
